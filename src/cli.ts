@@ -1,0 +1,97 @@
+#!/usr/bin/env node
+import { readFileSync } from 'node:fs'
+import closeWithGrace from 'close-with-grace'
+import { ConfigError, loadConfig, type Env } from './config/load-config.js'
+import { curlLine, DevModeError, setUpDevMode, type DevSetup } from './dev/dev-mode.js'
+import { createLogger } from './logger.js'
+import { createSidecar } from './sidecar.js'
+
+/** Inside Fly's 5 s kill_timeout and Docker's 10 s stop timeout. */
+export const SHUTDOWN_GRACE_MS = 4_000
+
+const USAGE = `usage: token-sidecar [--dev]
+
+  (no argument)  serve tokens from the Auth0 client credentials in the environment
+  --dev          serve tokens from an embedded local issuer (loopback only, not for production)
+  --help         show this text
+  --version      show the version
+
+Configuration is read from the environment; see the README.`
+
+function version (): string {
+  const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }
+  return pkg.version
+}
+
+async function serve (env: Env, dev?: DevSetup): Promise<number | undefined> {
+  let config
+  try {
+    config = loadConfig(env)
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err
+    process.stderr.write(`token-sidecar: invalid configuration: ${err.message}\n`)
+    await dev?.issuer.close()
+    return 1
+  }
+
+  const logger = createLogger(config.logLevel)
+  if (dev !== undefined) {
+    logger.warn({ event: 'dev_mode' }, 'DEV MODE: tokens come from an embedded local issuer, not Auth0. NOT FOR PRODUCTION.')
+  }
+  const { app, source } = createSidecar(config, logger)
+  source.start()
+  try {
+    await app.listen({ host: config.host, port: config.port })
+  } catch (err) {
+    const code = (err as { code?: unknown }).code
+    logger.fatal({ event: 'listen_failed', err }, `cannot listen on ${config.host} port ${config.port} (${String(code)})`)
+    await app.close()
+    await dev?.issuer.close()
+    return 1
+  }
+
+  closeWithGrace({
+    delay: SHUTDOWN_GRACE_MS,
+    logger: { error: (msg: unknown) => logger.error({ event: 'shutdown_error' }, String(msg)) }
+  }, async ({ signal, err }) => {
+    if (err !== undefined) logger.error({ event: 'shutdown', err }, 'shutting down after an unexpected error')
+    else logger.info({ event: 'shutdown', signal }, 'shutting down: no new connections, finishing in-flight requests')
+    await app.close()
+    await dev?.issuer.close()
+    logger.info({ event: 'stopped' }, 'token sidecar stopped')
+  })
+
+  if (dev !== undefined) {
+    const { port } = app.server.address() as { port: number }
+    process.stderr.write(`${curlLine(config.host, port, dev.secretForCurl)}\n`)
+  }
+  return undefined
+}
+
+async function main (argv: string[], env: Env): Promise<number | undefined> {
+  if (argv.includes('--help') || argv.includes('-h')) {
+    process.stdout.write(`${USAGE}\n`)
+    return 0
+  }
+  if (argv.length === 1 && argv[0] === '--version') {
+    process.stdout.write(`${version()}\n`)
+    return 0
+  }
+  if (argv.length === 0) return serve(env)
+  if (argv.length === 1 && argv[0] === '--dev') {
+    let dev: DevSetup
+    try {
+      dev = await setUpDevMode(env)
+    } catch (err) {
+      if (!(err instanceof DevModeError)) throw err
+      process.stderr.write(`token-sidecar: ${err.message}\n`)
+      return 1
+    }
+    return serve(dev.env, dev)
+  }
+  process.stderr.write(`token-sidecar: unknown argument ${JSON.stringify(argv.join(' '))}\n${USAGE}\n`)
+  return 2
+}
+
+const code = await main(process.argv.slice(2), process.env)
+if (code !== undefined) process.exitCode = code

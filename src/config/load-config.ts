@@ -1,0 +1,172 @@
+import { readFileSync } from 'node:fs'
+import { isIP } from 'node:net'
+import envSchemaValidate from 'env-schema'
+import { EXPECTATIONS, envSchema, SECRET_VARIABLES } from './schema.js'
+import { isLoopbackHost } from './loopback.js'
+
+export type Env = Readonly<Record<string, string | undefined>>
+
+/** A setting that stops start-up; the message names the variable and never its secret value. */
+export class ConfigError extends Error {
+  readonly code = 'CONFIG_INVALID'
+  readonly variable: string
+
+  constructor (variable: string, message: string) {
+    super(message)
+    this.name = 'ConfigError'
+    this.variable = variable
+  }
+}
+
+export interface Credentials {
+  readonly clientId: string
+  readonly clientSecret: string
+}
+
+export interface Config {
+  readonly mode: 'auto-refresh' | 'static'
+  /** Set in auto-refresh mode. */
+  readonly credentials: Credentials | undefined
+  /** Set in static mode. */
+  readonly staticToken: string | undefined
+  /** True when TOOLBRIDGE_JWT_TOKEN was given but client credentials win. */
+  readonly staticTokenIgnored: boolean
+  readonly domain: string
+  readonly audience: string
+  readonly tokenUrl: URL
+  readonly timeoutMs: number
+  readonly refreshBufferMs: number
+  readonly host: string
+  readonly port: number
+  readonly sidecarSecret: string
+  readonly logLevel: string
+}
+
+/** Variables that may instead be read from the file named by `<NAME>_FILE`. */
+export const FILE_VARIABLES = ['TOOLBRIDGE_AUTH0_CLIENT_SECRET', 'TOOLBRIDGE_SIDECAR_SECRET'] as const
+
+export type ReadFile = (path: string) => string
+
+const defaultReadFile: ReadFile = (path) => readFileSync(path, 'utf8')
+
+type RawEnv = Record<string, string>
+interface ValidatedEnv {
+  TOOLBRIDGE_AUTH0_CLIENT_ID?: string
+  TOOLBRIDGE_AUTH0_CLIENT_SECRET?: string
+  TOOLBRIDGE_AUTH0_DOMAIN: string
+  TOOLBRIDGE_AUTH0_AUDIENCE: string
+  TOOLBRIDGE_JWT_TOKEN?: string
+  TOOLBRIDGE_AUTH0_TOKEN_URL?: string
+  TOOLBRIDGE_AUTH0_TIMEOUT_SECONDS: number
+  TOOLBRIDGE_REFRESH_BUFFER_SECONDS: number
+  TOOLBRIDGE_SIDECAR_HOST: string
+  TOOLBRIDGE_SIDECAR_PORT: number
+  TOOLBRIDGE_SIDECAR_SECRET: string
+  LOG_LEVEL: string
+}
+
+const DOMAIN = /^(?=.{1,253}$)[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)+$/i
+
+function expected (variable: string, value?: string): ConfigError {
+  const got = value === undefined || SECRET_VARIABLES.has(variable) ? '' : `, got ${JSON.stringify(value)}`
+  return new ConfigError(variable, `${variable}: expected ${EXPECTATIONS[variable]}${got}`)
+}
+
+/** Reads `<NAME>_FILE` into NAME, trimming the trailing newline that `echo` and editors add. */
+export function readFileVariable (env: Env, variable: string, readFile: ReadFile = defaultReadFile): string | undefined {
+  const fileVar = `${variable}_FILE`
+  const path = env[fileVar]
+  if (path === undefined || path === '') return undefined
+  if (env[variable] !== undefined && env[variable] !== '') {
+    throw new ConfigError(fileVar, `${fileVar}: set either ${variable} or ${fileVar}, not both`)
+  }
+  let content: string
+  try {
+    content = readFile(path)
+  } catch (err) {
+    const code = (err as { code?: unknown }).code
+    throw new ConfigError(fileVar, `${fileVar}: cannot read ${path} (${typeof code === 'string' ? code : 'unreadable'})`)
+  }
+  const value = content.replace(/\r?\n$/, '')
+  if (value === '') throw new ConfigError(fileVar, `${fileVar}: ${path} is empty; expected ${EXPECTATIONS[variable]}`)
+  return value
+}
+
+function pickEnv (env: Env, readFile: ReadFile): RawEnv {
+  const raw: RawEnv = {}
+  for (const name of Object.keys(envSchema.properties)) {
+    const value = env[name]
+    // An empty variable is how many deploy tools spell "unset".
+    if (value !== undefined && value !== '') raw[name] = value
+  }
+  for (const name of FILE_VARIABLES) {
+    const value = readFileVariable(env, name, readFile)
+    if (value !== undefined) raw[name] = value
+  }
+  return raw
+}
+
+function validate (raw: RawEnv): ValidatedEnv {
+  try {
+    return envSchemaValidate<ValidatedEnv>({ schema: structuredClone(envSchema) as object, data: { ...raw }, env: false })
+  } catch (err) {
+    const errors = (err as { errors?: Array<{ instancePath: string, keyword: string, params: { missingProperty?: string } }> }).errors ?? []
+    const first = errors[0]
+    if (first === undefined) throw err
+    if (first.keyword === 'required') {
+      const variable = first.params.missingProperty!
+      throw new ConfigError(variable, `${variable} is required: expected ${EXPECTATIONS[variable]}`)
+    }
+    const variable = first.instancePath.slice(1)
+    throw expected(variable, raw[variable])
+  }
+}
+
+function tokenUrl (raw: string | undefined, domain: string): URL {
+  if (raw === undefined) return new URL(`https://${domain}/oauth/token`)
+  let url: URL
+  try {
+    url = new URL(raw)
+  } catch {
+    throw expected('TOOLBRIDGE_AUTH0_TOKEN_URL', raw)
+  }
+  const allowed = url.protocol === 'https:' || (url.protocol === 'http:' && isLoopbackHost(url.hostname))
+  if (!allowed || url.username !== '' || url.password !== '') throw expected('TOOLBRIDGE_AUTH0_TOKEN_URL', raw.replace(/\/\/[^@/]*@/, '//'))
+  return url
+}
+
+/** Validates the environment into a frozen config, or throws the first ConfigError. */
+export function loadConfig (env: Env, readFile: ReadFile = defaultReadFile): Config {
+  const v = validate(pickEnv(env, readFile))
+
+  const clientId = v.TOOLBRIDGE_AUTH0_CLIENT_ID
+  const clientSecret = v.TOOLBRIDGE_AUTH0_CLIENT_SECRET
+  if (clientId !== undefined && clientSecret === undefined) {
+    throw new ConfigError('TOOLBRIDGE_AUTH0_CLIENT_SECRET', 'TOOLBRIDGE_AUTH0_CLIENT_SECRET (or TOOLBRIDGE_AUTH0_CLIENT_SECRET_FILE) is required when TOOLBRIDGE_AUTH0_CLIENT_ID is set')
+  }
+  if (clientSecret !== undefined && clientId === undefined) {
+    throw new ConfigError('TOOLBRIDGE_AUTH0_CLIENT_ID', 'TOOLBRIDGE_AUTH0_CLIENT_ID is required when TOOLBRIDGE_AUTH0_CLIENT_SECRET is set')
+  }
+  const credentials = clientId !== undefined && clientSecret !== undefined ? { clientId, clientSecret } : undefined
+  if (credentials === undefined && v.TOOLBRIDGE_JWT_TOKEN === undefined) {
+    throw new ConfigError('TOOLBRIDGE_AUTH0_CLIENT_ID', 'TOOLBRIDGE_AUTH0_CLIENT_ID and TOOLBRIDGE_AUTH0_CLIENT_SECRET are required (or the deprecated TOOLBRIDGE_JWT_TOKEN for static mode)')
+  }
+  if (!DOMAIN.test(v.TOOLBRIDGE_AUTH0_DOMAIN)) throw expected('TOOLBRIDGE_AUTH0_DOMAIN', v.TOOLBRIDGE_AUTH0_DOMAIN)
+  if (isIP(v.TOOLBRIDGE_SIDECAR_HOST) === 0) throw expected('TOOLBRIDGE_SIDECAR_HOST', v.TOOLBRIDGE_SIDECAR_HOST)
+
+  return Object.freeze({
+    mode: credentials === undefined ? 'static' : 'auto-refresh',
+    credentials: credentials === undefined ? undefined : Object.freeze(credentials),
+    staticToken: credentials === undefined ? v.TOOLBRIDGE_JWT_TOKEN : undefined,
+    staticTokenIgnored: credentials !== undefined && v.TOOLBRIDGE_JWT_TOKEN !== undefined,
+    domain: v.TOOLBRIDGE_AUTH0_DOMAIN,
+    audience: v.TOOLBRIDGE_AUTH0_AUDIENCE,
+    tokenUrl: tokenUrl(v.TOOLBRIDGE_AUTH0_TOKEN_URL, v.TOOLBRIDGE_AUTH0_DOMAIN),
+    timeoutMs: Math.round(v.TOOLBRIDGE_AUTH0_TIMEOUT_SECONDS * 1000),
+    refreshBufferMs: v.TOOLBRIDGE_REFRESH_BUFFER_SECONDS * 1000,
+    host: v.TOOLBRIDGE_SIDECAR_HOST,
+    port: v.TOOLBRIDGE_SIDECAR_PORT,
+    sidecarSecret: v.TOOLBRIDGE_SIDECAR_SECRET,
+    logLevel: v.LOG_LEVEL
+  } satisfies Config)
+}

@@ -1,0 +1,64 @@
+import { randomBytes } from 'node:crypto'
+import { isLoopbackHost } from '../config/loopback.js'
+import type { Env } from '../config/load-config.js'
+import { startDevIssuer, type DevIssuer } from './dev-issuer.js'
+
+/** About two minutes, so a refresh (at half the lifetime) shows in the log within a minute. */
+export const DEV_TOKEN_LIFETIME_SECONDS = 120
+const DEV_CLIENT_ID = 'token-sidecar-dev'
+
+export interface DevSetup {
+  env: Env
+  issuer: DevIssuer
+  /** How the curl line should spell the secret: the generated one, or a reference to the operator's. */
+  secretForCurl: string
+}
+
+export class DevModeError extends Error {}
+
+/**
+ * Starts the embedded issuer and returns an environment that points the
+ * sidecar at it. Refuses anything but a loopback listen address.
+ */
+export async function setUpDevMode (env: Env): Promise<DevSetup> {
+  const host = env.TOOLBRIDGE_SIDECAR_HOST || '127.0.0.1'
+  if (!isLoopbackHost(host)) {
+    throw new DevModeError(`--dev refuses TOOLBRIDGE_SIDECAR_HOST=${host}: dev mode only listens on a loopback address such as 127.0.0.1 or ::1`)
+  }
+  const audience = env.TOOLBRIDGE_AUTH0_AUDIENCE || 'https://toolbridgeapi.erauner.dev'
+  const clientSecret = randomBytes(32).toString('base64url')
+  const issuer = await startDevIssuer({ clientId: DEV_CLIENT_ID, clientSecret, audience, lifetimeSeconds: DEV_TOKEN_LIFETIME_SECONDS })
+
+  let sidecarSecret = env.TOOLBRIDGE_SIDECAR_SECRET || undefined
+  let secretForCurl = '"$TOOLBRIDGE_SIDECAR_SECRET"'
+  if (env.TOOLBRIDGE_SIDECAR_SECRET_FILE) {
+    secretForCurl = `"$(cat '${env.TOOLBRIDGE_SIDECAR_SECRET_FILE}')"`
+  } else if (sidecarSecret === undefined) {
+    sidecarSecret = randomBytes(32).toString('hex')
+    secretForCurl = sidecarSecret
+  }
+
+  return {
+    issuer,
+    secretForCurl,
+    env: {
+      ...env,
+      TOOLBRIDGE_AUTH0_CLIENT_ID: DEV_CLIENT_ID,
+      TOOLBRIDGE_AUTH0_CLIENT_SECRET: clientSecret,
+      TOOLBRIDGE_AUTH0_CLIENT_SECRET_FILE: undefined,
+      TOOLBRIDGE_AUTH0_DOMAIN: '127.0.0.1',
+      TOOLBRIDGE_AUTH0_AUDIENCE: audience,
+      TOOLBRIDGE_AUTH0_TOKEN_URL: issuer.tokenUrl,
+      TOOLBRIDGE_JWT_TOKEN: undefined,
+      TOOLBRIDGE_SIDECAR_HOST: host,
+      TOOLBRIDGE_SIDECAR_SECRET: sidecarSecret
+    }
+  }
+}
+
+/** One line an operator can paste to fetch a token. */
+export function curlLine (host: string, port: number, secretForCurl: string): string {
+  const authority = host.includes(':') ? `[${host}]` : host
+  const header = secretForCurl.startsWith('"') ? `"Authorization: Bearer ${secretForCurl.slice(1, -1)}"` : `'Authorization: Bearer ${secretForCurl}'`
+  return `curl -sS -H ${header} http://${authority}:${port}/token`
+}

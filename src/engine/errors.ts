@@ -1,0 +1,59 @@
+/** How a token request failed; also the `result` label operators filter on. */
+export type FailureKind = 'http_error' | 'network_error' | 'invalid_response' | 'config_error'
+
+export interface TokenRequestErrorDetails {
+  kind: FailureKind
+  code: string
+  status?: number
+  /** Auth0's `error` field, e.g. access_denied. */
+  auth0Error?: string
+  auth0Description?: string
+  retryAfterMs?: number
+  cause?: unknown
+}
+
+/**
+ * A failed client-credentials request. Messages are written by us and never
+ * carry the request body, the client secret or an upstream body verbatim.
+ */
+export class TokenRequestError extends Error {
+  readonly kind: FailureKind
+  readonly code: string
+  readonly status: number | undefined
+  readonly auth0Error: string | undefined
+  readonly auth0Description: string | undefined
+  readonly retryAfterMs: number | undefined
+
+  constructor (message: string, details: TokenRequestErrorDetails) {
+    super(message, details.cause === undefined ? undefined : { cause: details.cause })
+    this.name = 'TokenRequestError'
+    this.kind = details.kind
+    this.code = details.code
+    this.status = details.status
+    this.auth0Error = details.auth0Error
+    this.auth0Description = details.auth0Description
+    this.retryAfterMs = details.retryAfterMs
+  }
+}
+
+/** No unexpired token can be served; the HTTP layer turns this into 503 + Retry-After. */
+export class TokenUnavailableError extends Error {
+  readonly code = 'TOKEN_UNAVAILABLE'
+  readonly statusCode = 503
+  readonly retryAfterSeconds: number
+
+  constructor (message: string, retryAfterSeconds: number) {
+    super(message)
+    this.name = 'TokenUnavailableError'
+    this.retryAfterSeconds = Math.max(1, Math.ceil(retryAfterSeconds))
+  }
+}
+
+export function asTokenRequestError (err: unknown): TokenRequestError {
+  if (err instanceof TokenRequestError) return err
+  return new TokenRequestError('token request failed unexpectedly', {
+    kind: 'network_error',
+    code: 'UNEXPECTED',
+    cause: err
+  })
+}

@@ -1,0 +1,131 @@
+import { TokenUnavailableError } from './errors.js'
+import {
+  systemClock,
+  systemTimers,
+  type Clock,
+  type EngineLogger,
+  type HealthSnapshot,
+  type ServedToken,
+  type Timers,
+  type TokenSource
+} from './types.js'
+import { MAX_TIMER_MS } from './schedule.js'
+import { MIN_REMAINING_MS } from './token-manager.js'
+
+/** A static token cannot be renewed, so a client told to retry should not come back soon. */
+const EXPIRED_RETRY_AFTER_SECONDS = 300
+
+export interface StaticTokenOptions {
+  token: string
+  logger: EngineLogger
+  /** Warn this long before a JWT's `exp`. */
+  warnBeforeMs: number
+  clock?: Clock
+  timers?: Timers
+}
+
+/**
+ * The `exp` claim of a JWT, in epoch ms, or undefined when the token is not a
+ * JWT (opaque or encrypted) or carries no usable `exp`. Not verified: we only
+ * need to know when to stop serving it.
+ */
+export function jwtExpiryMs (token: string): number | undefined {
+  const parts = token.split('.')
+  if (parts.length !== 3) return undefined
+  try {
+    const payload: unknown = JSON.parse(Buffer.from(parts[1]!, 'base64url').toString('utf8'))
+    const exp = (payload as { exp?: unknown } | null)?.exp
+    return typeof exp === 'number' && Number.isFinite(exp) ? exp * 1000 : undefined
+  } catch {
+    return undefined
+  }
+}
+
+/** Static mode: serves TOOLBRIDGE_JWT_TOKEN as it is, honouring a JWT's expiry. */
+export class StaticToken implements TokenSource {
+  readonly mode = 'static' as const
+  readonly #token: ServedToken
+  readonly #log: EngineLogger
+  readonly #warnBeforeMs: number
+  readonly #clock: Clock
+  readonly #timers: Timers
+  #timer: unknown
+  #warned = false
+
+  constructor (opts: StaticTokenOptions) {
+    const expiresAt = jwtExpiryMs(opts.token) ?? null
+    this.#token = {
+      accessToken: opts.token,
+      expiresAt,
+      expiresAtIso: expiresAt === null ? null : new Date(expiresAt).toISOString()
+    }
+    this.#log = opts.logger
+    this.#warnBeforeMs = opts.warnBeforeMs
+    this.#clock = opts.clock ?? systemClock
+    this.#timers = opts.timers ?? systemTimers
+  }
+
+  start (): void {
+    this.#log.warn({
+      event: 'static_token_deprecated',
+      expires_at: this.#token.expiresAtIso
+    }, 'TOOLBRIDGE_JWT_TOKEN is deprecated: serving a static token that is never refreshed; set TOOLBRIDGE_AUTH0_CLIENT_ID and TOOLBRIDGE_AUTH0_CLIENT_SECRET instead')
+    if (this.#token.expiresAt === null) return
+    this.#watch()
+  }
+
+  current (): ServedToken | undefined {
+    const { expiresAt } = this.#token
+    if (expiresAt === null || expiresAt - this.#clock.now() >= MIN_REMAINING_MS) return this.#token
+    return undefined
+  }
+
+  async token (): Promise<ServedToken> {
+    const token = this.current()
+    if (token !== undefined) return token
+    throw new TokenUnavailableError(
+      `the static TOOLBRIDGE_JWT_TOKEN expired at ${this.#token.expiresAtIso}; it cannot be refreshed`,
+      EXPIRED_RETRY_AFTER_SECONDS
+    )
+  }
+
+  forceRefresh (): Promise<ServedToken> {
+    return this.token()
+  }
+
+  health (): HealthSnapshot {
+    const token = this.current()
+    const { expiresAt, expiresAtIso } = this.#token
+    return {
+      status: token === undefined ? 'unavailable' : 'ok',
+      mode: this.mode,
+      token: token === undefined
+        ? null
+        : { expires_at: expiresAtIso, expires_in: expiresAt === null ? null : Math.floor((expiresAt - this.#clock.now()) / 1000) },
+      last_refresh: null,
+      next_refresh_at: null
+    }
+  }
+
+  close (): void {
+    if (this.#timer !== undefined) this.#timers.clearTimeout(this.#timer)
+    this.#timer = undefined
+  }
+
+  /** Logs once as expiry nears and once when it passes; wakes in capped steps for far-off expiries. */
+  #watch (): void {
+    const expiresAt = this.#token.expiresAt!
+    const now = this.#clock.now()
+    const fields = { mode: this.mode, expires_at: this.#token.expiresAtIso }
+    if (now >= expiresAt) {
+      this.#log.error({ event: 'token_expired', ...fields }, 'the static TOOLBRIDGE_JWT_TOKEN has expired: /token and /healthz answer 503 until the sidecar is reconfigured')
+      return
+    }
+    if (!this.#warned && now >= expiresAt - this.#warnBeforeMs) {
+      this.#warned = true
+      this.#log.warn({ event: 'token_expiring', ...fields, expires_in: Math.floor((expiresAt - now) / 1000) }, 'the static TOOLBRIDGE_JWT_TOKEN expires soon and cannot be refreshed')
+    }
+    const wakeAt = this.#warned ? expiresAt : expiresAt - this.#warnBeforeMs
+    this.#timer = this.#timers.setTimeout(() => this.#watch(), Math.min(wakeAt - now, MAX_TIMER_MS))
+  }
+}

@@ -1,0 +1,37 @@
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify'
+import type { Logger } from 'pino'
+import { systemClock, type Clock, type TokenSource } from '../engine/types.js'
+import { errorHandler, notFound } from './errors.js'
+import { healthRoutes } from './routes/health.js'
+import { tokenRoutes } from './routes/token.js'
+import type { SidecarSecret } from './sidecar-secret.js'
+
+export interface AppOptions {
+  source: TokenSource
+  secret: SidecarSecret
+  audience: string
+  logger: Logger
+  clock?: Clock
+}
+
+/** Builds the sidecar's HTTP app without listening; closing it closes the token source. */
+export function buildApp (opts: AppOptions): FastifyInstance {
+  const app = Fastify({
+    loggerInstance: opts.logger as FastifyBaseLogger,
+    // The MCP server polls on every request: access logs only when debugging.
+    logController: new LogController({ disableRequestLogging: !opts.logger.isLevelEnabled('debug') }),
+    // Answer every request that arrives while closing; connections close after their response.
+    return503OnClosing: false,
+    // Longer than common client keep-alive expiries, so a client never reuses a socket we just closed.
+    keepAliveTimeout: 65_000,
+    requestTimeout: 30_000,
+    bodyLimit: 4096
+  })
+
+  app.setErrorHandler(errorHandler)
+  app.setNotFoundHandler(notFound)
+  app.register(tokenRoutes, { source: opts.source, secret: opts.secret, audience: opts.audience, clock: opts.clock ?? systemClock })
+  app.register(healthRoutes, { source: opts.source })
+  app.addHook('onClose', async () => { opts.source.close() })
+  return app
+}

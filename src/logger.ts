@@ -1,0 +1,23 @@
+import { pino, type DestinationStream, type Logger } from 'pino'
+
+/** Belt and braces: the code never logs these, but a future log call must not leak them either. */
+export const REDACT_PATHS = [
+  'req.headers.authorization',
+  'headers.authorization',
+  'authorization',
+  'access_token',
+  'client_secret',
+  '*.access_token',
+  '*.client_secret'
+]
+
+/** JSON lines on stdout, ISO timestamps and level names, as log shippers expect. */
+export function createLogger (level: string, destination?: DestinationStream): Logger {
+  return pino({
+    name: 'token-sidecar',
+    level,
+    timestamp: pino.stdTimeFunctions.isoTime,
+    formatters: { level: (label) => ({ level: label }) },
+    redact: { paths: REDACT_PATHS, censor: '[redacted]' }
+  }, destination ?? pino.destination({ fd: 1, sync: true }))
+}

@@ -1,0 +1,165 @@
+import { Pool, type Dispatcher } from 'undici'
+import { TokenRequestError } from '../engine/errors.js'
+import type { FetchedToken, TokenTransport } from '../engine/types.js'
+import { retryAfterMs } from './retry-after.js'
+
+/** A token answer is a few KiB; anything far larger is not Auth0 talking. */
+export const MAX_RESPONSE_BYTES = 64 * 1024
+/** Longest upstream error description we pass on to logs. */
+const MAX_DESCRIPTION_CHARS = 300
+
+export interface Auth0TransportOptions {
+  tokenUrl: URL
+  clientId: string
+  clientSecret: string
+  audience: string
+  /** Whole request, connect to last byte. */
+  timeoutMs: number
+  /** For tests; by default a keep-alive pool to the token endpoint's origin. */
+  dispatcher?: Dispatcher
+}
+
+interface Auth0Answer {
+  access_token?: unknown
+  token_type?: unknown
+  expires_in?: unknown
+  error?: unknown
+  error_description?: unknown
+}
+
+/** The OAuth2 client-credentials grant against Auth0's /oauth/token, over undici. */
+export class Auth0Transport implements TokenTransport {
+  readonly #url: URL
+  readonly #body: string
+  readonly #timeoutMs: number
+  readonly #dispatcher: Dispatcher
+  readonly #ownsDispatcher: boolean
+
+  constructor (opts: Auth0TransportOptions) {
+    this.#url = opts.tokenUrl
+    this.#body = JSON.stringify({
+      grant_type: 'client_credentials',
+      client_id: opts.clientId,
+      client_secret: opts.clientSecret,
+      audience: opts.audience
+    })
+    this.#timeoutMs = opts.timeoutMs
+    this.#ownsDispatcher = opts.dispatcher === undefined
+    this.#dispatcher = opts.dispatcher ?? new Pool(this.#url.origin, {
+      connections: 2,
+      connectTimeout: opts.timeoutMs,
+      // Refreshes are hours apart; a kept socket would be stale by then anyway.
+      keepAliveTimeout: 30_000
+    })
+  }
+
+  async fetchToken (signal: AbortSignal): Promise<FetchedToken> {
+    const timeout = AbortSignal.timeout(this.#timeoutMs)
+    const combined = AbortSignal.any([signal, timeout])
+    let response: Dispatcher.ResponseData
+    let text: string
+    try {
+      response = await this.#dispatcher.request({
+        origin: this.#url.origin,
+        path: this.#url.pathname + this.#url.search,
+        method: 'POST',
+        headers: { 'content-type': 'application/json', accept: 'application/json' },
+        body: this.#body,
+        signal: combined
+      })
+      text = await readCapped(response.body, MAX_RESPONSE_BYTES)
+    } catch (err) {
+      throw this.#networkError(err, timeout.aborted)
+    }
+    return this.#interpret(response.statusCode, response.headers, text)
+  }
+
+  async close (): Promise<void> {
+    if (this.#ownsDispatcher) await this.#dispatcher.close()
+  }
+
+  #networkError (err: unknown, timedOut: boolean): TokenRequestError {
+    if (err instanceof TokenRequestError) return err
+    if (timedOut) {
+      return new TokenRequestError(`token request to ${this.#url.host} timed out after ${this.#timeoutMs / 1000} s`, {
+        kind: 'network_error', code: 'TIMEOUT', cause: err
+      })
+    }
+    const code = (err as { code?: unknown }).code
+    return new TokenRequestError(`token request to ${this.#url.host} failed: ${typeof code === 'string' ? code : (err as Error).message}`, {
+      kind: 'network_error', code: typeof code === 'string' ? code : 'NETWORK_ERROR', cause: err
+    })
+  }
+
+  #interpret (status: number, headers: Dispatcher.ResponseData['headers'], text: string): FetchedToken {
+    let body: Auth0Answer | undefined
+    try {
+      const parsed: unknown = JSON.parse(text)
+      if (parsed !== null && typeof parsed === 'object') body = parsed as Auth0Answer
+    } catch {}
+
+    if (status !== 200) throw httpError(status, headers, body, this.#url.host)
+
+    if (body === undefined) {
+      throw new TokenRequestError('token endpoint answered 200 with a body that is not a JSON object', {
+        kind: 'invalid_response', code: 'INVALID_JSON', status
+      })
+    }
+    const { access_token: accessToken, token_type: tokenType, expires_in: expiresIn } = body
+    if (typeof accessToken !== 'string' || accessToken.length === 0) {
+      throw invalid('access_token is missing or empty', status)
+    }
+    if (typeof tokenType !== 'string' || tokenType.toLowerCase() !== 'bearer') {
+      throw invalid('token_type is not Bearer', status)
+    }
+    if (typeof expiresIn !== 'number' || !Number.isFinite(expiresIn) || expiresIn <= 0) {
+      throw invalid('expires_in is not a positive number', status)
+    }
+    return { accessToken, expiresInSeconds: expiresIn }
+  }
+}
+
+function invalid (what: string, status: number): TokenRequestError {
+  return new TokenRequestError(`token endpoint answer rejected: ${what}`, {
+    kind: 'invalid_response', code: 'INVALID_TOKEN_RESPONSE', status
+  })
+}
+
+function httpError (
+  status: number,
+  headers: Dispatcher.ResponseData['headers'],
+  body: Auth0Answer | undefined,
+  host: string
+): TokenRequestError {
+  const auth0Error = typeof body?.error === 'string' ? body.error.slice(0, 64) : undefined
+  const auth0Description = typeof body?.error_description === 'string'
+    ? body.error_description.slice(0, MAX_DESCRIPTION_CHARS)
+    : undefined
+  // 401/403 (access_denied, unauthorized_client, invalid_client) and 400 do not heal by retrying.
+  const configError = status === 400 || status === 401 || status === 403
+  const detail = auth0Error === undefined ? '' : ` ${auth0Error}`
+  return new TokenRequestError(`${host} answered ${status}${detail}`, {
+    kind: configError ? 'config_error' : 'http_error',
+    code: `HTTP_${status}`,
+    status,
+    ...(auth0Error === undefined ? {} : { auth0Error }),
+    ...(auth0Description === undefined ? {} : { auth0Description }),
+    ...(status === 429 || status === 503 ? { retryAfterMs: retryAfterMs(headers, status, Date.now()) } : {})
+  })
+}
+
+async function readCapped (body: Dispatcher.ResponseData['body'], maxBytes: number): Promise<string> {
+  const chunks: Buffer[] = []
+  let size = 0
+  for await (const chunk of body) {
+    size += (chunk as Buffer).length
+    if (size > maxBytes) {
+      body.destroy()
+      throw new TokenRequestError(`token endpoint answer exceeds ${maxBytes} bytes`, {
+        kind: 'invalid_response', code: 'RESPONSE_TOO_LARGE'
+      })
+    }
+    chunks.push(chunk as Buffer)
+  }
+  return Buffer.concat(chunks).toString('utf8')
+}
