@@ -1,4 +1,4 @@
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { TokenUnavailableError } from '../../src/engine/errors.js'
 import { MAX_TIMER_MS } from '../../src/engine/schedule.js'
 import { TokenManager } from '../../src/engine/token-manager.js'
@@ -8,7 +8,7 @@ import { MemoryLogger } from '../fixtures/memory-logger.js'
 
 const S = 1000
 
-function setup (t: Tap.Test, opts: { bufferMs?: number, random?: () => number } = {}) {
+function setup (t: Test, opts: { bufferMs?: number, random?: () => number } = {}) {
   const clock = new FakeClock()
   const transport = new FakeTransport()
   const logger = new MemoryLogger()
