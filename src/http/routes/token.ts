@@ -51,9 +51,8 @@ export async function tokenRoutes (app: FastifyInstance, opts: TokenRoutesOption
 
   // The refresh call carries no body we need; accept and drop whatever a client library sends.
   app.removeAllContentTypeParsers()
-  app.addContentTypeParser('*', { bodyLimit: 4096 }, (_request, payload, done) => {
-    payload.resume()
-    payload.once('end', () => done(null))
+  app.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: 4096 }, (_request, _body, done) => {
+    done(null, undefined)
   })
 
   app.get('/token', { schema: { response: tokenAnswer } }, async (request, reply) => {
