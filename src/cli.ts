@@ -39,18 +39,8 @@ async function serve (env: Env, dev?: DevSetup): Promise<number | undefined> {
     logger.warn({ event: 'dev_mode' }, 'DEV MODE: tokens come from an embedded local issuer, not Auth0. NOT FOR PRODUCTION.')
   }
   const { app, source } = createSidecar(config, logger)
-  source.start()
-  try {
-    await app.listen({ host: config.host, port: config.port })
-  } catch (err) {
-    const code = (err as { code?: unknown }).code
-    logger.fatal({ event: 'listen_failed', err }, `cannot listen on ${config.host} port ${config.port} (${String(code)})`)
-    await app.close()
-    await dev?.issuer.close()
-    return 1
-  }
-
-  closeWithGrace({
+  // Installed before listening, so a signal during start-up also shuts down cleanly.
+  const grace = closeWithGrace({
     delay: SHUTDOWN_GRACE_MS,
     logger: { error: (msg: unknown) => logger.error({ event: 'shutdown_error' }, String(msg)) }
   }, async ({ signal, err }) => {
@@ -60,6 +50,18 @@ async function serve (env: Env, dev?: DevSetup): Promise<number | undefined> {
     await dev?.issuer.close()
     logger.info({ event: 'stopped' }, 'token sidecar stopped')
   })
+
+  source.start()
+  try {
+    await app.listen({ host: config.host, port: config.port })
+  } catch (err) {
+    grace.uninstall()
+    const code = (err as { code?: unknown }).code
+    logger.fatal({ event: 'listen_failed', err }, `cannot listen on ${config.host} port ${config.port} (${String(code)})`)
+    await app.close()
+    await dev?.issuer.close()
+    return 1
+  }
 
   if (dev !== undefined) {
     const { port } = app.server.address() as { port: number }

@@ -25,9 +25,8 @@ export interface Sidecar {
 export function createSidecar (config: Config, logger: Logger, deps: SidecarDeps = {}): Sidecar {
   const engineLog = logger.child({ component: 'token-engine' })
   let source: TokenSource
-  let transport: Auth0Transport | undefined
   if (config.credentials !== undefined) {
-    transport = new Auth0Transport({
+    const transport = new Auth0Transport({
       tokenUrl: config.tokenUrl,
       clientId: config.credentials.clientId,
       clientSecret: config.credentials.clientSecret,
@@ -61,6 +60,5 @@ export function createSidecar (config: Config, logger: Logger, deps: SidecarDeps
     logger,
     ...(deps.clock === undefined ? {} : { clock: deps.clock })
   })
-  if (transport !== undefined) app.addHook('onClose', () => transport.close())
   return { app, source }
 }

@@ -107,7 +107,7 @@ export class StaticToken implements TokenSource {
     }
   }
 
-  close (): void {
+  async close (): Promise<void> {
     if (this.#timer !== undefined) this.#timers.clearTimeout(this.#timer)
     this.#timer = undefined
   }

@@ -120,9 +120,11 @@ export class TokenManager implements TokenSource {
     }
   }
 
-  close (): void {
+  /** Stops the timer, aborts an in-flight request, then releases the transport, in that order. */
+  async close (): Promise<void> {
     this.#clearTimer()
     this.#closing.abort()
+    await this.#transport.close?.()
   }
 
   #refresh (trigger: RefreshTrigger): Promise<void> {

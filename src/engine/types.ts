@@ -25,6 +25,8 @@ export interface FetchedToken {
 /** One client-credentials request to the token endpoint; rejects with a TokenRequestError. */
 export interface TokenTransport {
   fetchToken(signal: AbortSignal): Promise<FetchedToken>
+  /** Releases connections; called after in-flight requests were aborted. */
+  close?(): Promise<void>
 }
 
 export interface ServedToken {
@@ -67,7 +69,7 @@ export interface TokenSource {
   /** A token newer than the one a client saw rejected, where policy allows a fetch. */
   forceRefresh(): Promise<ServedToken>
   health(): HealthSnapshot
-  close(): void
+  close(): Promise<void>
 }
 
 export const systemClock: Clock = { now: () => Date.now() }

@@ -32,6 +32,6 @@ export function buildApp (opts: AppOptions): FastifyInstance {
   app.setNotFoundHandler(notFound)
   app.register(tokenRoutes, { source: opts.source, secret: opts.secret, audience: opts.audience, clock: opts.clock ?? systemClock })
   app.register(healthRoutes, { source: opts.source })
-  app.addHook('onClose', async () => { opts.source.close() })
+  app.addHook('onClose', () => opts.source.close())
   return app
 }

@@ -234,7 +234,7 @@ t.test('close stops the timer and ignores a late answer', async (t) => {
   const { clock, transport, logger, manager } = setup(t)
   manager.start()
   const call = transport.calls[0]!
-  manager.close()
+  void manager.close()
   t.ok(call.signal.aborted, 'the in-flight request is aborted')
   transport.succeed(3600)
   await flush()

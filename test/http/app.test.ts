@@ -209,7 +209,7 @@ t.test('unexpected errors are a generic 500 without internals', async (t) => {
     token () { return Promise.reject(new Error('internal detail: db password')) },
     forceRefresh () { return Promise.reject(new Error('x')) },
     health () { throw new Error('x') },
-    close () {}
+    async close () {}
   }
   const captured = captureLogger()
   const app = buildApp({ source, secret: new SidecarSecret(SECRET), audience: AUDIENCE, logger: captured.logger })
