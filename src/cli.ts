@@ -28,6 +28,7 @@ async function serve (env: Env, dev?: DevSetup): Promise<number | undefined> {
   try {
     config = loadConfig(env)
   } catch (err) {
+    /* c8 ignore next -- loadConfig throws only ConfigError; anything else is a bug to surface as is */
     if (!(err instanceof ConfigError)) throw err
     process.stderr.write(`token-sidecar: invalid configuration: ${err.message}\n`)
     await dev?.issuer.close()
@@ -42,8 +43,10 @@ async function serve (env: Env, dev?: DevSetup): Promise<number | undefined> {
   // Installed before listening, so a signal during start-up also shuts down cleanly.
   const grace = closeWithGrace({
     delay: SHUTDOWN_GRACE_MS,
+    /* c8 ignore next -- called only when shutdown overruns its grace period */
     logger: { error: (msg: unknown) => logger.error({ event: 'shutdown_error' }, String(msg)) }
   }, async ({ signal, err }) => {
+    /* c8 ignore next -- only an uncaught exception gets here, which no test can provoke from outside */
     if (err !== undefined) logger.error({ event: 'shutdown', err }, 'shutting down after an unexpected error')
     else logger.info({ event: 'shutdown', signal }, 'shutting down: no new connections, finishing in-flight requests')
     await app.close()
@@ -85,6 +88,7 @@ async function main (argv: string[], env: Env): Promise<number | undefined> {
     try {
       dev = await setUpDevMode(env)
     } catch (err) {
+      /* c8 ignore next -- setUpDevMode's own refusals are DevModeErrors; anything else is a bug */
       if (!(err instanceof DevModeError)) throw err
       process.stderr.write(`token-sidecar: ${err.message}\n`)
       return 1

@@ -1,4 +1,3 @@
-import type { Dispatcher } from 'undici'
 import type { FastifyInstance } from 'fastify'
 import type { Logger } from 'pino'
 import type { Config } from './config/load-config.js'
@@ -9,8 +8,8 @@ import { buildApp } from './http/app.js'
 import { SidecarSecret } from './http/sidecar-secret.js'
 import { Auth0Transport } from './upstream/auth0-transport.js'
 
+/** Test seams for the engine; production uses the system clock, timers and Math.random. */
 export interface SidecarDeps {
-  dispatcher?: Dispatcher
   clock?: Clock
   timers?: Timers
   random?: () => number
@@ -31,8 +30,7 @@ export function createSidecar (config: Config, logger: Logger, deps: SidecarDeps
       clientId: config.credentials.clientId,
       clientSecret: config.credentials.clientSecret,
       audience: config.audience,
-      timeoutMs: config.timeoutMs,
-      ...(deps.dispatcher === undefined ? {} : { dispatcher: deps.dispatcher })
+      timeoutMs: config.timeoutMs
     })
     source = new TokenManager({
       transport,

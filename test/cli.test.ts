@@ -41,8 +41,11 @@ function productionEnv (auth0: FakeAuth0, extra: Record<string, string> = {}): R
 
 function stopOnTeardown (t: Test, sidecar: RunningSidecar): void {
   t.teardown(async () => {
-    if (sidecar.child.exitCode === null && sidecar.child.signalCode === null) sidecar.child.kill('SIGKILL')
+    // SIGTERM, not SIGKILL: a graceful exit also writes the child's coverage.
+    if (sidecar.child.exitCode === null && sidecar.child.signalCode === null) sidecar.child.kill('SIGTERM')
+    const killer = setTimeout(() => sidecar.child.kill('SIGKILL'), 5000)
     await sidecar.exited
+    clearTimeout(killer)
   })
 }
 
@@ -244,6 +247,18 @@ t.test('--dev with an operator-set secret: the curl line refers to it instead of
   const answer = JSON.parse(stdout) as { access_token: string }
   registerSecret(answer.access_token)
   t.ok(answer.access_token)
+})
+
+t.test('--dev with a bad setting or a busy port exits instead of hanging on its issuer', async (t) => {
+  const bad = spawnSidecar({ TOOLBRIDGE_SIDECAR_PORT: 'x' }, ['--dev'])
+  t.equal((await bad.exited).code, 1)
+  t.match(bad.stderr(), /TOOLBRIDGE_SIDECAR_PORT: expected/)
+  const blocker = createServer()
+  await new Promise<void>((resolve) => blocker.listen(0, '127.0.0.1', resolve))
+  t.teardown(() => blocker.close())
+  const busy = spawnSidecar({ TOOLBRIDGE_SIDECAR_PORT: String((blocker.address() as { port: number }).port) }, ['--dev'], { keepStderrPrivate: true })
+  t.equal((await busy.exited).code, 1)
+  t.ok(busy.lines.some((l) => l.event === 'listen_failed'))
 })
 
 t.test('--dev refuses a non-loopback host', async (t) => {

@@ -151,3 +151,14 @@ t.test('loopback hosts', async (t) => {
   for (const host of ['127.0.0.1', '127.1.2.3', 'localhost', 'LOCALHOST', '::1', '[::1]', '0:0:0:0:0:0:0:1']) t.ok(isLoopbackHost(host), host)
   for (const host of ['0.0.0.0', '::', '10.0.0.1', 'example.com', '128.0.0.1', '[::]']) t.notOk(isLoopbackHost(host), host)
 })
+
+t.test('a read failure without an errno code still names the file', async (t) => {
+  const err = (() => {
+    try {
+      loadConfig({ ...base, TOOLBRIDGE_SIDECAR_SECRET: undefined, TOOLBRIDGE_SIDECAR_SECRET_FILE: '/secret' }, () => { throw new Error('odd') })
+    } catch (e) {
+      return e as ConfigError
+    }
+  })()
+  t.match(err, { variable: 'TOOLBRIDGE_SIDECAR_SECRET_FILE', message: 'TOOLBRIDGE_SIDECAR_SECRET_FILE: cannot read /secret (unreadable)' })
+})

@@ -1,6 +1,6 @@
-import type { IncomingHttpHeaders } from 'node:http'
+type Headers = Readonly<Record<string, string | string[] | undefined>>
 
-function header (headers: IncomingHttpHeaders, name: string): string | undefined {
+function header (headers: Headers, name: string): string | undefined {
   const value = headers[name]
   return Array.isArray(value) ? value[0] : value
 }
@@ -9,7 +9,7 @@ function header (headers: IncomingHttpHeaders, name: string): string | undefined
  * How long the token endpoint asked us to wait, in ms: `Retry-After` (seconds
  * or an HTTP date), else on 429 Auth0's `x-ratelimit-reset` (epoch seconds).
  */
-export function retryAfterMs (headers: IncomingHttpHeaders, status: number, nowMs: number): number | undefined {
+export function retryAfterMs (headers: Headers, status: number, nowMs: number): number | undefined {
   const retryAfter = header(headers, 'retry-after')?.trim()
   if (retryAfter !== undefined && retryAfter !== '') {
     if (/^\d+$/.test(retryAfter)) return Number(retryAfter) * 1000

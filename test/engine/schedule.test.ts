@@ -49,3 +49,12 @@ t.test('configuration errors wait the longest step', async (t) => {
   t.equal(backoffDelayMs(1, () => 0, 0, true), BACKOFF_POLICY.maxTimeoutMs)
   t.equal(backoffDelayMs(1, () => 0, 120_000, true), 120_000)
 })
+
+t.test('unknown failures are wrapped as network errors', async (t) => {
+  const { asTokenRequestError, TokenRequestError } = await import('../../src/engine/errors.js')
+  const original = new TokenRequestError('x', { kind: 'http_error', code: 'HTTP_500' })
+  t.equal(asTokenRequestError(original), original)
+  const wrapped = asTokenRequestError(new Error('boom'))
+  t.match(wrapped, { kind: 'network_error', code: 'UNEXPECTED', message: 'token request failed unexpectedly' })
+  t.match(wrapped.cause, { message: 'boom' })
+})

@@ -241,6 +241,8 @@ t.test('close stops the timer and ignores a late answer', async (t) => {
   t.equal(manager.current(), undefined)
   t.same(clock.pendingDelays(), [])
   t.equal(logger.events('token_refreshed').length, 0)
+  await t.rejects(manager.forceRefresh(), { code: 'TOKEN_UNAVAILABLE' })
+  t.equal(transport.open, 0, 'nothing is fetched after close')
 })
 
 t.test('health reports ok, degraded and unavailable without the token', async (t) => {

@@ -207,7 +207,7 @@ t.test('unexpected errors are a generic 500 without internals', async (t) => {
     start () {},
     current () { return undefined },
     token () { return Promise.reject(new Error('internal detail: db password')) },
-    forceRefresh () { return Promise.reject(new Error('x')) },
+    forceRefresh () { return Promise.reject(Object.assign(new Error('conflict'), { statusCode: 409 })) },
     health () { throw new Error('x') },
     async close () {}
   }
@@ -218,6 +218,9 @@ t.test('unexpected errors are a generic 500 without internals', async (t) => {
   t.equal(res.statusCode, 500)
   t.same(res.json(), { error: 'internal_error', error_description: 'unexpected error; see the sidecar log' })
   t.ok(captured.lines().some((l) => l.level === 'error'), 'logged for the operator')
+  const conflict = await app.inject({ method: 'POST', url: '/token/refresh', headers: auth })
+  t.equal(conflict.statusCode, 409, 'a client error keeps its status')
+  t.same(conflict.json(), { error: 'invalid_request', error_description: 'conflict' })
 })
 
 t.test('access logs are off at info and on at debug', async (t) => {

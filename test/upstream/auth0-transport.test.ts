@@ -177,4 +177,5 @@ t.test('Retry-After parsing', async (t) => {
   t.equal(retryAfterMs({ 'retry-after': 'soon', 'x-ratelimit-reset': String(now / 1000 + 9) }, 429, now), 9000)
   t.equal(retryAfterMs({ 'x-ratelimit-reset': String(now / 1000 + 9) }, 503, now), undefined, 'reset only counts on 429')
   t.equal(retryAfterMs({}, 429, now), undefined)
+  t.equal(retryAfterMs({ 'retry-after': ['3', '9'] }, 503, now), 3000, 'a repeated header: the first counts')
 })
