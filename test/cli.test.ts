@@ -105,6 +105,18 @@ t.test('production mode from _FILE settings serves tokens over HTTP', async (t) 
   t.equal(sidecar.stderr(), '', 'no warnings at start-up')
 })
 
+t.test('TOOLBRIDGE_SIDECAR_HOST=:: serves IPv6 and IPv4 loopback alike (dual stack, as on Fly)', async (t) => {
+  const auth0 = await auth0For(t)
+  const sidecar = spawnSidecar(productionEnv(auth0, { TOOLBRIDGE_SIDECAR_HOST: '::' }))
+  stopOnTeardown(t, sidecar)
+  const port = await sidecar.listening
+  await sidecar.waitFor((l) => l.msg === 'Auth0 token refreshed')
+  for (const host of ['[::1]', '127.0.0.1']) {
+    const res = await get(`http://${host}:${port}/token`, { authorization: `Bearer ${SECRET}` })
+    t.equal(res.status, 200, host)
+  }
+})
+
 t.test('a wrong client secret fails the health check (the deploy gate)', async (t) => {
   const auth0 = await auth0For(t)
   const sidecar = spawnSidecar(productionEnv(auth0, { TOOLBRIDGE_AUTH0_CLIENT_SECRET_FILE: secretFile('wrong', 'not-the-client-secret') }))
