@@ -43,7 +43,7 @@ export function errorHandler (err: FastifyError | TokenUnavailableError, request
   }
   const status = err.statusCode ?? 500
   if (status >= 500) {
-    request.log.error({ err }, 'unexpected error while handling a request')
+    request.log.error({ err, reqId: request.id }, 'unexpected error while handling a request')
     void reply.code(500)
     return { error: 'internal_error', error_description: 'unexpected error; see the sidecar log' }
   }

@@ -18,7 +18,7 @@ export function requireSecret (secret: SidecarSecret) {
     const reason = presented === undefined ? 'missing_credentials' : 'wrong_secret'
     const now = Date.now()
     if (now - lastLoggedAt >= REJECTION_LOG_INTERVAL_MS) {
-      request.log.warn({ event: 'auth_rejected', reason, remote_address: request.ip, url: request.routeOptions.url, suppressed }, 'rejected a token request without the right sidecar secret')
+      request.log.warn({ event: 'auth_rejected', reqId: request.id, reason, remote_address: request.ip, url: request.routeOptions.url, suppressed }, 'rejected a token request without the right sidecar secret')
       lastLoggedAt = now
       suppressed = 0
     } else {
