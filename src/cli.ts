@@ -3,16 +3,18 @@ import { readFileSync } from 'node:fs'
 import closeWithGrace from 'close-with-grace'
 import { ConfigError, loadConfig, type Env } from './config/load-config.js'
 import { curlLine, DevModeError, setUpDevMode, type DevSetup } from './dev/dev-mode.js'
+import { healthcheck } from './healthcheck.js'
 import { createLogger } from './logger.js'
 import { createSidecar } from './sidecar.js'
 
 /** Inside Fly's 5 s kill_timeout and Docker's 10 s stop timeout. */
 export const SHUTDOWN_GRACE_MS = 4_000
 
-const USAGE = `usage: token-sidecar [--dev]
+const USAGE = `usage: token-sidecar [--dev | healthcheck]
 
   (no argument)  serve tokens from the Auth0 client credentials in the environment
   --dev          serve tokens from an embedded local issuer (loopback only, not for production)
+  healthcheck    exit 0 if the running sidecar's /healthz answers 200 within 3 s, else 1
   --help         show this text
   --version      show the version
 
@@ -39,10 +41,12 @@ async function serve (env: Env, dev?: DevSetup): Promise<number | undefined> {
   if (dev !== undefined) {
     logger.warn({ event: 'dev_mode' }, 'DEV MODE: tokens come from an embedded local issuer, not Auth0. NOT FOR PRODUCTION.')
   }
-  const { app, source } = createSidecar(config, logger)
+  const { app, source, reload } = createSidecar(config, logger)
   // Installed before listening, so a signal during start-up also shuts down cleanly.
   const grace = closeWithGrace({
     delay: SHUTDOWN_GRACE_MS,
+    // SIGHUP rotates secrets instead (below).
+    skip: ['SIGHUP'],
     /* c8 ignore next -- called only when shutdown overruns its grace period */
     logger: { error: (msg: unknown) => logger.error({ event: 'shutdown_error' }, String(msg)) }
   }, async ({ signal, err }) => {
@@ -53,6 +57,13 @@ async function serve (env: Env, dev?: DevSetup): Promise<number | undefined> {
     await dev?.issuer.close()
     logger.info({ event: 'stopped' }, 'token sidecar stopped')
   })
+
+  const onHangup = (): void => {
+    logger.info({ event: 'config_reload', signal: 'SIGHUP' }, 'SIGHUP: re-reading _FILE secrets')
+    void reload(env)
+  }
+  process.on('SIGHUP', onHangup)
+  app.addHook('onClose', async () => { process.removeListener('SIGHUP', onHangup) })
 
   source.start()
   try {
@@ -83,6 +94,7 @@ async function main (argv: string[], env: Env): Promise<number | undefined> {
     return 0
   }
   if (argv.length === 0) return serve(env)
+  if (argv.length === 1 && argv[0] === 'healthcheck') return healthcheck(env)
   if (argv.length === 1 && argv[0] === '--dev') {
     let dev: DevSetup
     try {

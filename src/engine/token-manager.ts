@@ -7,6 +7,7 @@ import {
   type EngineLogger,
   type HealthSnapshot,
   type LastRefresh,
+  type RefreshObserver,
   type RefreshTrigger,
   type ServedToken,
   type Timers,
@@ -18,6 +19,8 @@ import {
 export const MIN_REMAINING_MS = 1_000
 /** POST /token/refresh hands back a token this young instead of fetching again. */
 export const FORCED_REFRESH_MIN_AGE_MS = 10_000
+/** Warn this long before the held token expires when no refresh has succeeded since it was fetched. */
+export const EXPIRY_WARNING_MS = 60_000
 
 export interface TokenManagerOptions {
   transport: TokenTransport
@@ -25,6 +28,7 @@ export interface TokenManagerOptions {
   refreshBufferMs: number
   /** Non-secret facts for the start-up log line (domain, audience, client id). */
   describe?: Record<string, unknown>
+  observer?: RefreshObserver
   clock?: Clock
   timers?: Timers
   random?: () => number
@@ -47,6 +51,7 @@ export class TokenManager implements TokenSource {
   readonly #log: EngineLogger
   readonly #bufferMs: number
   readonly #describe: Record<string, unknown>
+  readonly #observer: RefreshObserver | undefined
   readonly #clock: Clock
   readonly #timers: Timers
   readonly #random: () => number
@@ -55,6 +60,10 @@ export class TokenManager implements TokenSource {
   #token: HeldToken | undefined
   #inflight: Promise<void> | undefined
   #timer: unknown
+  #expiryWarning: unknown
+  #warnedFor: HeldToken | undefined
+  /** Until then the upstream asked us (Retry-After) not to call again. */
+  #holdUntil = 0
   #nextAttemptAt: number | undefined
   #nextTrigger: RefreshTrigger = 'timer'
   #failures = 0
@@ -65,6 +74,7 @@ export class TokenManager implements TokenSource {
     this.#log = opts.logger
     this.#bufferMs = opts.refreshBufferMs
     this.#describe = opts.describe ?? {}
+    this.#observer = opts.observer
     this.#clock = opts.clock ?? systemClock
     this.#timers = opts.timers ?? systemTimers
     this.#random = opts.random ?? Math.random
@@ -104,6 +114,16 @@ export class TokenManager implements TokenSource {
     return this.token()
   }
 
+  /**
+   * Fetches at once whatever the token's age, e.g. to prove a rotated client
+   * secret; still never sooner than a Retry-After allows. Resolves either way:
+   * a failure keeps the current token and schedules a retry.
+   */
+  async refreshNow (): Promise<void> {
+    if (this.#holdUntil > this.#clock.now()) return
+    await this.#refresh('forced')
+  }
+
   health (): HealthSnapshot {
     const now = this.#clock.now()
     const held = this.current()
@@ -123,6 +143,7 @@ export class TokenManager implements TokenSource {
   /** Stops the timer, aborts an in-flight request, then releases the transport, in that order. */
   async close (): Promise<void> {
     this.#clearTimer()
+    this.#clearExpiryWarning()
     this.#closing.abort()
     await this.#transport.close?.()
   }
@@ -144,6 +165,9 @@ export class TokenManager implements TokenSource {
     try {
       const fetched = await this.#transport.fetchToken(this.#closing.signal)
       if (this.#closing.signal.aborted) return
+      this.#observer?.attempt({ trigger, result: 'success', durationMs: this.#clock.now() - startedAt, lifetimeSeconds: fetched.expiresInSeconds })
+      this.#clearExpiryWarning()
+      this.#holdUntil = 0
       const lifetimeMs = fetched.expiresInSeconds * 1000
       const expiresAt = startedAt + lifetimeMs
       const expiresAtIso = new Date(expiresAt).toISOString()
@@ -160,7 +184,9 @@ export class TokenManager implements TokenSource {
       this.#schedule(refreshDelayMs(lifetimeMs, this.#bufferMs, this.#random), 'timer')
     } catch (err) {
       if (this.#closing.signal.aborted) return
-      this.#onFailure(asTokenRequestError(err), trigger, attempt)
+      const failure = asTokenRequestError(err)
+      this.#observer?.attempt({ trigger, result: failure.kind, durationMs: this.#clock.now() - startedAt })
+      this.#onFailure(failure, trigger, attempt)
     }
   }
 
@@ -168,6 +194,7 @@ export class TokenManager implements TokenSource {
     this.#failures = attempt
     const configError = err.kind === 'config_error'
     const retryInMs = backoffDelayMs(attempt, this.#random, err.retryAfterMs, configError)
+    this.#holdUntil = err.retryAfterMs === undefined ? 0 : this.#clock.now() + err.retryAfterMs
     this.#last = {
       at: new Date(this.#clock.now()).toISOString(),
       trigger,
@@ -195,6 +222,35 @@ export class TokenManager implements TokenSource {
       this.#log.warn(fields, `Auth0 token refresh failed: ${err.message}`)
     }
     this.#schedule(retryInMs, 'retry')
+    this.#watchExpiry()
+  }
+
+  /** While refreshes fail, warn once as the held token comes within a minute of expiry. */
+  #watchExpiry (): void {
+    const token = this.#token
+    if (token === undefined || this.#expiryWarning !== undefined || this.#warnedFor === token) return
+    const warnInMs = token.expiresAt - EXPIRY_WARNING_MS - this.#clock.now()
+    this.#expiryWarning = this.#timers.setTimeout(() => {
+      this.#expiryWarning = undefined
+      if (token.expiresAt <= this.#clock.now()) return
+      if (token.expiresAt - EXPIRY_WARNING_MS > this.#clock.now()) {
+        this.#watchExpiry()
+        return
+      }
+      this.#warnedFor = token
+      this.#log.warn({
+        event: 'token_expiring',
+        expires_at: token.expiresAtIso,
+        expires_in: Math.max(0, Math.floor((token.expiresAt - this.#clock.now()) / 1000)),
+        attempt: this.#failures,
+        retry_in_ms: this.#nextAttemptAt === undefined ? null : Math.max(0, this.#nextAttemptAt - this.#clock.now())
+      }, 'the held token expires within a minute and no refresh has succeeded')
+    }, Math.max(0, Math.min(warnInMs, MAX_TIMER_MS)))
+  }
+
+  #clearExpiryWarning (): void {
+    if (this.#expiryWarning !== undefined) this.#timers.clearTimeout(this.#expiryWarning)
+    this.#expiryWarning = undefined
   }
 
   #schedule (delayMs: number, trigger: RefreshTrigger): void {

@@ -1,3 +1,5 @@
+import type { FailureKind } from './errors.js'
+
 /** Milliseconds since the epoch; injected so tests control time without sleeping. */
 export interface Clock {
   now(): number
@@ -57,6 +59,19 @@ export interface HealthSnapshot {
 }
 
 export type RefreshTrigger = 'startup' | 'timer' | 'forced' | 'retry'
+
+export interface RefreshAttempt {
+  trigger: RefreshTrigger
+  result: 'success' | FailureKind
+  durationMs: number
+  /** Set on success. */
+  lifetimeSeconds?: number
+}
+
+/** Told about every upstream attempt, e.g. by the metrics. */
+export interface RefreshObserver {
+  attempt(event: RefreshAttempt): void
+}
 
 /** What the HTTP layer needs from either mode. */
 export interface TokenSource {

@@ -5,12 +5,15 @@ import { errorHandler, notFound } from './errors.js'
 import { healthRoutes } from './routes/health.js'
 import { tokenRoutes } from './routes/token.js'
 import type { SidecarSecret } from './sidecar-secret.js'
+import type { SidecarMetrics } from '../metrics/metrics.js'
+import { metricsRoutes } from './routes/metrics.js'
 
 export interface AppOptions {
   source: TokenSource
   secret: SidecarSecret
   audience: string
   logger: Logger
+  metrics?: SidecarMetrics
   clock?: Clock
 }
 
@@ -34,8 +37,15 @@ export function buildApp (opts: AppOptions): FastifyInstance {
 
   app.setErrorHandler(errorHandler)
   app.setNotFoundHandler(notFound)
-  app.register(tokenRoutes, { source: opts.source, secret: opts.secret, audience: opts.audience, clock: opts.clock ?? systemClock })
+  app.register(tokenRoutes, {
+    source: opts.source,
+    secret: opts.secret,
+    audience: opts.audience,
+    clock: opts.clock ?? systemClock,
+    ...(opts.metrics === undefined ? {} : { metrics: opts.metrics })
+  })
   app.register(healthRoutes, { source: opts.source })
+  if (opts.metrics !== undefined) app.register(metricsRoutes, { metrics: opts.metrics })
   app.addHook('onClose', () => opts.source.close())
   return app
 }

@@ -6,6 +6,7 @@ const ROUTES: Readonly<Record<string, string>> = {
   '/token': 'GET, HEAD',
   '/token/refresh': 'POST',
   '/healthz': 'GET, HEAD',
+  '/metrics': 'GET, HEAD'
 }
 
 const ERROR_CODES: Readonly<Record<number, string>> = {
@@ -30,7 +31,7 @@ export function notFound (request: FastifyRequest, reply: FastifyReply): void {
   // The URL is not echoed: a client may have put a secret in it.
   void reply.code(404).send({
     error: 'not_found',
-    error_description: 'no such endpoint; this sidecar serves GET /token, POST /token/refresh and GET /healthz'
+    error_description: 'no such endpoint; this sidecar serves GET /token, POST /token/refresh, GET /healthz and GET /metrics'
   })
 }
 

@@ -1,6 +1,7 @@
 import { Pool, type Dispatcher } from 'undici'
 import { TokenRequestError } from '../engine/errors.js'
 import type { FetchedToken, TokenTransport } from '../engine/types.js'
+import { parseRateLimit, type RateLimitInfo } from './rate-limit.js'
 import { retryAfterMs } from './retry-after.js'
 
 /** A token answer is a few KiB; anything far larger is not Auth0 talking. */
@@ -17,6 +18,8 @@ export interface Auth0TransportOptions {
   timeoutMs: number
   /** For tests; by default a keep-alive pool to the token endpoint's origin. */
   dispatcher?: Dispatcher
+  /** Called with Auth0's rate-limit and quota headers on every answer, success or error. */
+  onRateLimit?: (info: RateLimitInfo) => void
 }
 
 interface Auth0Answer {
@@ -30,19 +33,20 @@ interface Auth0Answer {
 /** The OAuth2 client-credentials grant against Auth0's /oauth/token, over undici. */
 export class Auth0Transport implements TokenTransport {
   readonly #url: URL
-  readonly #body: string
+  readonly #clientId: string
+  readonly #audience: string
+  #body: string
   readonly #timeoutMs: number
   readonly #dispatcher: Dispatcher
   readonly #ownsDispatcher: boolean
+  readonly #onRateLimit: ((info: RateLimitInfo) => void) | undefined
 
   constructor (opts: Auth0TransportOptions) {
     this.#url = opts.tokenUrl
-    this.#body = JSON.stringify({
-      grant_type: 'client_credentials',
-      client_id: opts.clientId,
-      client_secret: opts.clientSecret,
-      audience: opts.audience
-    })
+    this.#clientId = opts.clientId
+    this.#audience = opts.audience
+    this.#body = this.#grant(opts.clientSecret)
+    this.#onRateLimit = opts.onRateLimit
     this.#timeoutMs = opts.timeoutMs
     this.#ownsDispatcher = opts.dispatcher === undefined
     this.#dispatcher = opts.dispatcher ?? new Pool(this.#url.origin, {
@@ -71,7 +75,22 @@ export class Auth0Transport implements TokenTransport {
     } catch (err) {
       throw this.#networkError(err, timeout.aborted)
     }
+    this.#onRateLimit?.(parseRateLimit(response.headers))
     return this.#interpret(response.statusCode, response.headers, text)
+  }
+
+  /** Secret rotation: used from the next request on. */
+  setClientSecret (clientSecret: string): void {
+    this.#body = this.#grant(clientSecret)
+  }
+
+  #grant (clientSecret: string): string {
+    return JSON.stringify({
+      grant_type: 'client_credentials',
+      client_id: this.#clientId,
+      client_secret: clientSecret,
+      audience: this.#audience
+    })
   }
 
   async close (): Promise<void> {

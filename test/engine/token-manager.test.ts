@@ -255,3 +255,93 @@ t.test('health reports ok, degraded and unavailable without the token', async (t
   t.match(manager.health(), { status: 'ok', token: { expires_in: 3500, expires_at: '2026-11-26T13:00:00.000Z' }, last_refresh: { result: 'success', trigger: 'startup' } })
   t.notOk(JSON.stringify(manager.health()).includes(token))
 })
+
+t.test('observer hears every attempt with result, trigger, duration and lifetime', async (t) => {
+  const clock = new FakeClock()
+  const transport = new FakeTransport()
+  const seen: unknown[] = []
+  const manager = new TokenManager({ transport, logger: new MemoryLogger(), refreshBufferMs: 300 * S, clock, timers: clock, random: () => 0, observer: { attempt: (e) => seen.push(e) } })
+  t.teardown(() => manager.close())
+  manager.start()
+  await clock.advance(250)
+  transport.fail({ kind: 'config_error', status: 401 })
+  await flush()
+  await clock.advance(60 * S)
+  transport.succeed(3600)
+  await flush()
+  t.same(seen, [
+    { trigger: 'startup', result: 'config_error', durationMs: 250 },
+    { trigger: 'retry', result: 'success', durationMs: 0, lifetimeSeconds: 3600 }
+  ])
+})
+
+t.test('warns once when the held token nears expiry and refreshes keep failing', async (t) => {
+  const { clock, transport, logger, manager } = setup(t, { random: () => 0.999 })
+  manager.start()
+  transport.succeed(600)
+  await flush()
+  await clock.advance(clock.pendingDelays()[0]!)
+  // Fail every attempt until the token is gone.
+  while (manager.current() !== undefined) {
+    if (transport.open > 0) transport.fail({ status: 503 })
+    await flush()
+    await clock.advance(Math.min(...clock.pendingDelays()))
+  }
+  const warnings = logger.events('token_expiring')
+  t.equal(warnings.length, 1, 'once per token')
+  t.match(warnings[0], { level: 'warn', expires_in: 60, attempt: Number, retry_in_ms: Number })
+})
+
+t.test('no expiry warning when a retry succeeds first', async (t) => {
+  const { clock, transport, logger, manager } = setup(t, { random: () => 0 })
+  manager.start()
+  transport.succeed(600)
+  await flush()
+  await clock.advance(clock.pendingDelays()[0]!)
+  transport.fail({ status: 500 })
+  await flush()
+  await clock.advance(100)
+  transport.succeed(600)
+  await flush()
+  await clock.advance(600 * S)
+  t.equal(logger.events('token_expiring').length, 0)
+})
+
+t.test('a 30-day token that stops refreshing still warns on time', async (t) => {
+  const { clock, transport, logger, manager } = setup(t)
+  manager.start()
+  transport.succeed(2_592_000)
+  await flush()
+  await clock.advance(2_592_000 * S - 300 * S)
+  transport.fail({ status: 429, retryAfterMs: 400 * S })
+  await flush()
+  await clock.advance(240 * S - 1)
+  t.equal(logger.events('token_expiring').length, 0)
+  await clock.advance(1)
+  t.equal(logger.events('token_expiring').length, 1)
+})
+
+t.test('refreshNow fetches whatever the token\'s age, but not during a Retry-After wait', async (t) => {
+  const { clock, transport, manager } = setup(t)
+  manager.start()
+  transport.succeed(3600)
+  await flush()
+  const now = manager.refreshNow()
+  t.equal(transport.open, 1, 'a brand-new token is no reason to wait here')
+  transport.succeed(3600)
+  await now
+  await clock.advance(11 * S)
+  const forced = manager.forceRefresh()
+  transport.fail({ status: 429, retryAfterMs: 30 * S })
+  await forced
+  await manager.refreshNow()
+  t.equal(transport.open, 0, 'Retry-After holds')
+  await clock.advance(30 * S)
+  t.equal(transport.open, 1, 'the scheduled retry goes out')
+  transport.succeed(3600)
+  await flush()
+  const again = manager.refreshNow()
+  t.equal(transport.open, 1, 'and after a success refreshNow works again')
+  transport.succeed(3600)
+  await again
+})

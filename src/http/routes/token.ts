@@ -2,12 +2,14 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { Clock, ServedToken, TokenSource } from '../../engine/types.js'
 import { requireSecret } from '../require-secret.js'
 import type { SidecarSecret } from '../sidecar-secret.js'
+import type { SidecarMetrics } from '../../metrics/metrics.js'
 
 export interface TokenRoutesOptions {
   source: TokenSource
   secret: SidecarSecret
   audience: string
   clock: Clock
+  metrics?: SidecarMetrics
 }
 
 const tokenAnswer = {
@@ -48,6 +50,13 @@ export async function tokenRoutes (app: FastifyInstance, opts: TokenRoutesOption
   }
 
   app.addHook('onRequest', requireSecret(opts.secret))
+  const { metrics } = opts
+  if (metrics !== undefined) {
+    app.addHook('onResponse', (request, reply, done) => {
+      metrics.response(request.routeOptions.url ?? '', reply.statusCode)
+      done()
+    })
+  }
 
   // The refresh call carries no body we need; accept and drop whatever a client library sends.
   app.removeAllContentTypeParsers()

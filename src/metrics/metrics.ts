@@ -1,0 +1,101 @@
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client'
+import type { RefreshAttempt, RefreshObserver, ServedToken } from '../engine/types.js'
+import type { Quota, RateLimitInfo } from '../upstream/rate-limit.js'
+
+export interface SidecarMetrics extends RefreshObserver {
+  readonly registry: Registry
+  /** Counts one answer of GET /token or POST /token/refresh. */
+  response(route: string, statusCode: number): void
+  rateLimit(info: RateLimitInfo): void
+}
+
+/**
+ * The sidecar's Prometheus metrics, in a registry of its own (tests build
+ * many apps in one process). Token state is read at scrape time, so the hot
+ * path only pays for one counter increment.
+ */
+export function createMetrics (currentToken: () => ServedToken | undefined, now: () => number = Date.now): SidecarMetrics {
+  const registry = new Registry()
+  collectDefaultMetrics({ register: registry })
+
+  const attempts = new Counter({
+    name: 'tokensidecar_token_refresh_attempts_total',
+    help: 'Upstream token requests, by result and by what triggered them; each is one M2M token request against the Auth0 quota.',
+    labelNames: ['result', 'trigger'] as const,
+    registers: [registry]
+  })
+  const duration = new Histogram({
+    name: 'tokensidecar_token_request_duration_seconds',
+    help: 'Duration of upstream token requests, connect to last byte.',
+    labelNames: ['result'] as const,
+    buckets: [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+    registers: [registry]
+  })
+  const lifetime = new Gauge({
+    name: 'tokensidecar_token_lifetime_seconds',
+    help: 'Lifetime (expires_in) of the last token obtained.',
+    registers: [registry]
+  })
+  new Gauge({
+    name: 'tokensidecar_token_expires_in_seconds',
+    help: 'Seconds until the served token expires; NaN when no token is held or it has no known expiry.',
+    registers: [registry],
+    collect () {
+      const token = currentToken()
+      this.set(token?.expiresAt == null ? Number.NaN : Math.max(0, (token.expiresAt - now()) / 1000))
+    }
+  })
+  new Gauge({
+    name: 'tokensidecar_token_valid',
+    help: '1 while the sidecar holds an unexpired token it can serve, else 0.',
+    registers: [registry],
+    collect () {
+      this.set(currentToken() === undefined ? 0 : 1)
+    }
+  })
+  const responses = new Counter({
+    name: 'tokensidecar_token_responses_total',
+    help: 'Answers of the token endpoints, by route and HTTP status code.',
+    labelNames: ['route', 'code'] as const,
+    registers: [registry]
+  })
+  const servedOk = responses.labels('/token', '200')
+  const rateLimitGauge = (name: string, help: string) => new Gauge({ name, help, registers: [registry] })
+  const rateLimitLimit = rateLimitGauge('tokensidecar_auth0_ratelimit_limit', 'Auth0 x-ratelimit-limit on the last token response.')
+  const rateLimitRemaining = rateLimitGauge('tokensidecar_auth0_ratelimit_remaining', 'Auth0 x-ratelimit-remaining on the last token response.')
+  const rateLimitReset = rateLimitGauge('tokensidecar_auth0_ratelimit_reset_timestamp_seconds', 'Auth0 x-ratelimit-reset (Unix seconds) on the last token response.')
+  const quotaGauge = (name: string, help: string) => new Gauge({ name, help, labelNames: ['scope', 'bucket'] as const, registers: [registry] })
+  const quotaLimit = quotaGauge('tokensidecar_auth0_quota_limit', 'Auth0 M2M token quota (q) from the client/tenant quota headers.')
+  const quotaRemaining = quotaGauge('tokensidecar_auth0_quota_remaining', 'Auth0 M2M tokens left in the quota bucket (r).')
+  const quotaReset = quotaGauge('tokensidecar_auth0_quota_reset_seconds', 'Seconds until the Auth0 quota bucket resets (t).')
+
+  function setQuota (scope: 'client' | 'tenant', quota: Quota | undefined): void {
+    if (quota === undefined) return
+    const labels = { scope, bucket: quota.bucket ?? 'unspecified' }
+    quotaLimit.set(labels, quota.limit)
+    quotaRemaining.set(labels, quota.remaining)
+    quotaReset.set(labels, quota.resetSeconds)
+  }
+
+  return {
+    registry,
+    attempt (event: RefreshAttempt): void {
+      attempts.inc({ result: event.result, trigger: event.trigger })
+      duration.observe({ result: event.result }, event.durationMs / 1000)
+      if (event.lifetimeSeconds !== undefined) lifetime.set(event.lifetimeSeconds)
+    },
+    response (route: string, statusCode: number): void {
+      if (statusCode === 200 && route === '/token') servedOk.inc()
+      else responses.inc({ route, code: String(statusCode) })
+    },
+    rateLimit (info: RateLimitInfo): void {
+      if (info.rateLimit !== undefined) {
+        rateLimitLimit.set(info.rateLimit.limit)
+        rateLimitRemaining.set(info.rateLimit.remaining)
+        rateLimitReset.set(info.rateLimit.resetEpochSeconds)
+      }
+      setQuota('client', info.clientQuota)
+      setQuota('tenant', info.tenantQuota)
+    }
+  }
+}
