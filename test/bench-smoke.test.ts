@@ -1,0 +1,18 @@
+import { execFile } from 'node:child_process'
+import { fileURLToPath } from 'node:url'
+import { promisify } from 'node:util'
+import t from 'tap'
+
+const run = promisify(execFile)
+const BENCH = fileURLToPath(new URL('../bench/run.mjs', import.meta.url))
+
+// A smoke test only: the figures come from `npm run bench`; nothing here is timed.
+t.test('the benchmark runs briefly and prints its tables', async (t) => {
+  const { stdout } = await run(process.execPath, [BENCH, '--rounds', '1', '--duration', '1', '--connections', '2', '--burst', '50', '--requests', '2000'], { timeout: 120_000 })
+  t.match(stdout, /\| sidecar \(`GET \/token`, info logging\) \| \d+ \|/)
+  t.match(stdout, /\| bare Fastify route, same body size \| \d+ \|/)
+  t.match(stdout, /Throughput ratio sidecar ÷ baseline: \*\*\d\.\d{3}\*\*/)
+  t.match(stdout, /\| 50 \| 50 \| 1 \| \d+ ms \|/, 'all 50 answered from one upstream request')
+  t.match(stdout, /\| 2000 \| 0 \| 0 \| [\d.]+ MB \| [\d.]+ MB \| [\d.]+ MB \| 1 \|/)
+  t.match(stdout, /machine: /)
+})
