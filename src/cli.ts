@@ -5,10 +5,9 @@ import { ConfigError, loadConfig, type Env } from './config/load-config.js'
 import { curlLine, DevModeError, setUpDevMode, type DevSetup } from './dev/dev-mode.js'
 import { healthcheck } from './healthcheck.js'
 import { createLogger } from './logger.js'
+import { SHUTDOWN_GRACE_MS } from './shutdown.js'
 import { createSidecar } from './sidecar.js'
 
-/** Inside Fly's 5 s kill_timeout and Docker's 10 s stop timeout. */
-export const SHUTDOWN_GRACE_MS = 4_000
 
 const USAGE = `usage: token-sidecar [--dev | healthcheck]
 

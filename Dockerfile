@@ -1,0 +1,27 @@
+# syntax=docker/dockerfile:1
+# The ToolBridge token sidecar. Same shape as Fly's Node generator: build with
+# dev dependencies, prune them, copy only what runs into a slim runtime image.
+
+ARG NODE_VERSION=24
+
+FROM node:${NODE_VERSION}-slim AS build
+WORKDIR /app
+COPY package.json package-lock.json ./
+RUN npm ci --no-audit --no-fund
+COPY tsconfig.json tsconfig.build.json ./
+COPY src ./src
+RUN npm run build && npm prune --omit=dev
+
+FROM node:${NODE_VERSION}-slim
+ENV NODE_ENV=production \
+    TOOLBRIDGE_SIDECAR_PORT=8787
+WORKDIR /app
+COPY --from=build --chown=node:node /app/package.json ./package.json
+COPY --from=build --chown=node:node /app/node_modules ./node_modules
+COPY --from=build --chown=node:node /app/dist ./dist
+USER node
+EXPOSE 8787
+# No curl in a slim image: the sidecar probes itself.
+HEALTHCHECK --interval=15s --timeout=5s --start-period=10s --retries=3 CMD ["node", "dist/cli.js", "healthcheck"]
+# Exec form: Fly's init (PID 1) and Docker deliver SIGINT/SIGTERM straight to node.
+CMD ["node", "dist/cli.js"]
