@@ -1,0 +1,82 @@
+import { Pool, type Dispatcher } from 'undici'
+import { SidecarAuthError, SidecarError, SidecarUnavailableError, SidecarUnreachableError } from './errors.js'
+
+export interface TokenClientOptions {
+  /** The sidecar's base URL, e.g. http://tokens.process.my-app.internal:8787 */
+  url: string | URL
+  /** TOOLBRIDGE_SIDECAR_SECRET */
+  secret: string
+  /** Per call, connect to last byte. Default 2000. */
+  timeoutMs?: number
+  /** For tests or custom pools; by default a keep-alive pool to the sidecar. */
+  dispatcher?: Dispatcher
+}
+
+export interface TokenClient {
+  /** A valid access token, asked of the sidecar on every call (the sidecar is the cache). */
+  token(): Promise<string>
+  /** `Bearer <token>`, ready for an Authorization header. */
+  authorizationHeader(): Promise<string>
+  /** For after the API rejected a token with 401: asks the sidecar for a newer one. */
+  refresh(): Promise<string>
+  close(): Promise<void>
+}
+
+export const DEFAULT_TIMEOUT_MS = 2_000
+
+/** Creates a client of the token sidecar over an undici keep-alive pool. */
+export function createTokenClient (opts: TokenClientOptions): TokenClient {
+  const base = new URL(opts.url)
+  const prefix = base.pathname.replace(/\/+$/, '')
+  const timeoutMs = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS
+  const ownsDispatcher = opts.dispatcher === undefined
+  const dispatcher = opts.dispatcher ?? new Pool(base.origin, { connections: 16 })
+  const authorization = `Bearer ${opts.secret}`
+
+  async function call (method: 'GET' | 'POST', path: string): Promise<string> {
+    let status: number
+    let headers: Dispatcher.ResponseData['headers']
+    let text: string
+    try {
+      const res = await dispatcher.request({
+        origin: base.origin,
+        path: prefix + path,
+        method,
+        headers: { authorization, accept: 'application/json' },
+        signal: AbortSignal.timeout(timeoutMs)
+      })
+      status = res.statusCode
+      headers = res.headers
+      text = await res.body.text()
+    } catch (err) {
+      const code = (err as { code?: unknown, name?: string }).code ?? (err as Error).name
+      throw new SidecarUnreachableError(`token sidecar at ${base.origin} is unreachable (${String(code)}) after at most ${timeoutMs} ms`, { cause: err })
+    }
+    let body: { access_token?: unknown, error?: unknown, error_description?: unknown } = {}
+    try {
+      body = JSON.parse(text) as typeof body
+    } catch {}
+    if (status === 200 && typeof body.access_token === 'string' && body.access_token !== '') return body.access_token
+    if (status === 401) {
+      throw new SidecarAuthError(`token sidecar at ${base.origin} rejected the sidecar secret (401): TOOLBRIDGE_SIDECAR_SECRET must match the sidecar's`)
+    }
+    if (status === 503) {
+      const retryAfter = Number(headers['retry-after'])
+      const why = typeof body.error_description === 'string' ? `: ${body.error_description}` : ''
+      throw new SidecarUnavailableError(
+        `token sidecar at ${base.origin} has no valid token (503)${why}; see its /healthz`,
+        Number.isFinite(retryAfter) ? retryAfter : undefined
+      )
+    }
+    throw new SidecarError(`token sidecar at ${base.origin} answered ${status} ${typeof body.error === 'string' ? body.error : 'without a token'}`, 'SIDECAR_BAD_RESPONSE')
+  }
+
+  return {
+    token: () => call('GET', '/token'),
+    authorizationHeader: async () => `Bearer ${await call('GET', '/token')}`,
+    refresh: () => call('POST', '/token/refresh'),
+    async close () {
+      if (ownsDispatcher) await dispatcher.close()
+    }
+  }
+}

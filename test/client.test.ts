@@ -1,0 +1,221 @@
+import { createServer, type IncomingHttpHeaders } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import t, { type Test } from 'tap'
+import { Agent, request } from 'undici'
+import {
+  createTokenClient,
+  sidecarAuth,
+  SidecarAuthError,
+  SidecarError,
+  SidecarUnavailableError,
+  SidecarUnreachableError
+} from '../src/client/index.js'
+import { loadConfig } from '../src/config/load-config.js'
+import { createSidecar } from '../src/sidecar.js'
+import { FakeAuth0, type Behaviour } from './fixtures/fake-auth0.js'
+import { FakeClock, until } from './fixtures/fake-clock.js'
+import { captureLogger, registerSecret } from './fixtures/suite-log.js'
+
+const SECRET = 'client-test-sidecar-secret-0123456789abcdef'
+registerSecret(SECRET)
+
+/** The real sidecar app listening on loopback, its clock under the test's control. */
+async function sidecarFor (t: Test, ...first: Behaviour[]) {
+  const auth0 = await FakeAuth0.start()
+  auth0.enqueue(...first)
+  const clock = new FakeClock(Date.now())
+  const { app, source } = createSidecar(loadConfig({
+    TOOLBRIDGE_AUTH0_CLIENT_ID: auth0.clientId,
+    TOOLBRIDGE_AUTH0_CLIENT_SECRET: auth0.clientSecret,
+    TOOLBRIDGE_AUTH0_TOKEN_URL: auth0.tokenUrl,
+    TOOLBRIDGE_SIDECAR_SECRET: SECRET
+  }), captureLogger().logger, { clock, timers: clock, random: () => 0 })
+  source.start()
+  await app.listen({ host: '127.0.0.1', port: 0 })
+  t.teardown(async () => {
+    await app.close()
+    await auth0.close()
+  })
+  await until(() => auth0.requests.length === 1)
+  await until(() => source.current() !== undefined || source.health().last_refresh !== null)
+  return { auth0, clock, url: `http://127.0.0.1:${(app.server.address() as AddressInfo).port}` }
+}
+
+/** An API that accepts the tokens `accept` says yes to, recording what it was sent. */
+async function apiFor (t: Test, accept: (token: string) => boolean) {
+  const seen: Array<{ headers: IncomingHttpHeaders, body: string }> = []
+  const server = createServer((req, res) => {
+    let body = ''
+    req.on('data', (c: Buffer) => { body += c.toString() })
+    req.on('end', () => {
+      seen.push({ headers: req.headers, body })
+      const ok = accept(req.headers.authorization?.replace(/^Bearer /, '') ?? '')
+      res.writeHead(ok ? 200 : 401, { 'content-type': 'text/plain' }).end(ok ? `ok ${body}` : 'unauthorized')
+    })
+  })
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  t.teardown(() => server.close())
+  return { seen, url: `http://127.0.0.1:${(server.address() as AddressInfo).port}` }
+}
+
+t.test('token(), authorizationHeader() and refresh() against the real sidecar', async (t) => {
+  const { auth0, clock, url } = await sidecarFor(t)
+  const client = createTokenClient({ url, secret: SECRET })
+  t.teardown(() => client.close())
+  t.equal(await client.token(), auth0.issued[0])
+  t.equal(await client.authorizationHeader(), `Bearer ${auth0.issued[0]}`)
+  await clock.advance(11_000)
+  const fresh = await client.refresh()
+  t.equal(fresh, auth0.issued[1], 'a newer token after refresh')
+  t.equal(await client.token(), fresh)
+})
+
+t.test('a base URL with a path prefix', async (t) => {
+  const { auth0, url } = await sidecarFor(t)
+  const server = createServer((req, res) => {
+    // A tiny path-stripping proxy stands in for a prefix in front of the sidecar.
+    request(`${url}${req.url!.replace(/^\/sidecar/, '')}`, { method: req.method as 'GET', headers: { authorization: req.headers.authorization! } })
+      .then(async (r) => res.writeHead(r.statusCode, { 'content-type': 'application/json' }).end(await r.body.text()), () => res.writeHead(502).end())
+  })
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  t.teardown(() => server.close())
+  const client = createTokenClient({ url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/sidecar/`, secret: SECRET })
+  t.teardown(() => client.close())
+  t.equal(await client.token(), auth0.issued[0])
+})
+
+t.test('typed errors that help the operator, without secrets', async (t) => {
+  const { url } = await sidecarFor(t, { kind: 'status', status: 401, body: { error: 'access_denied', error_description: 'Unauthorized' } })
+  const wrong = createTokenClient({ url, secret: 'not-the-sidecar-secret-0123456789abcdef' })
+  t.teardown(() => wrong.close())
+  const authErr = await wrong.token().catch((e: unknown) => e)
+  t.type(authErr, SidecarAuthError)
+  t.match(authErr, { code: 'SIDECAR_UNAUTHORIZED', message: /TOOLBRIDGE_SIDECAR_SECRET must match/ })
+  t.notMatch((authErr as Error).message, 'not-the-sidecar-secret')
+
+  const right = createTokenClient({ url, secret: SECRET })
+  t.teardown(() => right.close())
+  const unavailable = await right.token().catch((e: unknown) => e)
+  t.type(unavailable, SidecarUnavailableError)
+  t.match(unavailable, { code: 'SIDECAR_TOKEN_UNAVAILABLE', retryAfterSeconds: 60, message: /no valid token \(503\): the latest token refresh failed \(access_denied\).*\/healthz/ })
+  t.notMatch((unavailable as Error).message, SECRET)
+
+  const gone = createTokenClient({ url: 'http://127.0.0.1:1', secret: SECRET, timeoutMs: 500 })
+  t.teardown(() => gone.close())
+  const unreachable = await gone.token().catch((e: unknown) => e)
+  t.type(unreachable, SidecarUnreachableError)
+  t.match(unreachable, { code: 'SIDECAR_UNREACHABLE', message: /unreachable \(ECONNREFUSED\)/ })
+})
+
+t.test('a hanging sidecar times out; a non-sidecar answer is a SidecarError', async (t) => {
+  const server = createServer((req, res) => {
+    if (req.url === '/token') return
+    res.writeHead(500, { 'content-type': 'application/json' }).end('{"error":"boom"}')
+  })
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  t.teardown(() => {
+    server.closeAllConnections()
+    server.close()
+  })
+  const client = createTokenClient({ url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, secret: SECRET, timeoutMs: 200 })
+  t.teardown(() => client.close())
+  const started = Date.now()
+  t.match(await client.token().catch((e: unknown) => e), { code: 'SIDECAR_UNREACHABLE', message: /after at most 200 ms/ })
+  t.ok(Date.now() - started < 2000)
+  const other = await client.refresh().catch((e: unknown) => e)
+  t.type(other, SidecarError)
+  t.match(other, { code: 'SIDECAR_BAD_RESPONSE', message: /answered 500 boom/ })
+})
+
+t.test('the interceptor sets the header on every request', async (t) => {
+  const { auth0, url } = await sidecarFor(t)
+  const api = await apiFor(t, (token) => auth0.issued.includes(token))
+  const client = createTokenClient({ url, secret: SECRET })
+  const agent = new Agent().compose(sidecarAuth(client))
+  t.teardown(async () => {
+    await agent.close()
+    await client.close()
+  })
+  for (const headers of [undefined, { authorization: 'Bearer stale', 'x-a': '1' }, ['x-b', '2'], new Map([['x-c', '3']])]) {
+    const res = await request(`${api.url}/notes`, { dispatcher: agent, headers: headers as Record<string, string> })
+    t.equal(res.statusCode, 200)
+    await res.body.dump()
+  }
+  t.equal(api.seen.length, 4)
+  for (const seen of api.seen) t.equal(seen.headers.authorization, `Bearer ${auth0.issued[0]}`)
+  t.equal(api.seen[1]!.headers['x-a'], '1')
+  t.equal(api.seen[2]!.headers['x-b'], '2')
+  t.equal(api.seen[3]!.headers['x-c'], '3')
+})
+
+t.test('on 401 it refreshes and retries exactly once', async (t) => {
+  const { auth0, clock, url } = await sidecarFor(t)
+  let acceptAny = true
+  const api = await apiFor(t, (token) => acceptAny && token !== auth0.issued[0])
+  const client = createTokenClient({ url, secret: SECRET })
+  const agent = new Agent().compose(sidecarAuth(client))
+  t.teardown(async () => {
+    await agent.close()
+    await client.close()
+  })
+  await clock.advance(11_000)
+  // The API has revoked the first token.
+  const res = await request(`${api.url}/notes`, { dispatcher: agent, method: 'POST', body: 'payload' })
+  t.equal(res.statusCode, 200)
+  t.equal(await res.body.text(), 'ok payload')
+  t.equal(api.seen.length, 2, 'one retry')
+  t.equal(api.seen[0]!.headers.authorization, `Bearer ${auth0.issued[0]}`)
+  t.equal(api.seen[1]!.headers.authorization, `Bearer ${auth0.issued[1]}`, 'the retry carries the refreshed token')
+  t.equal(api.seen[1]!.body, 'payload', 'the body is sent again')
+
+  acceptAny = false
+  const rejected = await request(`${api.url}/notes`, { dispatcher: agent })
+  t.equal(rejected.statusCode, 401, 'a second 401 reaches the caller')
+  t.equal(await rejected.body.text(), 'unauthorized')
+  t.equal(api.seen.length, 4, 'no second retry')
+})
+
+t.test('a streamed body is not replayed; sidecar errors reach the caller', async (t) => {
+  const { auth0, url } = await sidecarFor(t)
+  const api = await apiFor(t, () => false)
+  const client = createTokenClient({ url, secret: SECRET })
+  const agent = new Agent().compose(sidecarAuth(client))
+  t.teardown(async () => {
+    await agent.close()
+    await client.close()
+  })
+  const { Readable } = await import('node:stream')
+  const res = await request(`${api.url}/upload`, { dispatcher: agent, method: 'POST', body: Readable.from(['a', 'b']) })
+  t.equal(res.statusCode, 401)
+  await res.body.dump()
+  t.equal(api.seen.length, 1)
+  t.equal(auth0.issued.length, 1)
+
+  const broken = createTokenClient({ url, secret: 'wrong-secret-for-this-sidecar-0123456789' })
+  const brokenAgent = new Agent().compose(sidecarAuth(broken))
+  t.teardown(async () => {
+    await brokenAgent.close()
+    await broken.close()
+  })
+  await t.rejects(request(`${api.url}/x`, { dispatcher: brokenAgent }), { code: 'SIDECAR_UNAUTHORIZED' })
+  t.equal(api.seen.length, 1, 'nothing sent without a token')
+})
+
+t.test('a refresh that fails after a 401 reaches the caller', async (t) => {
+  // A stand-in sidecar whose refresh answers 503.
+  const sidecar = createServer((req, res) => {
+    if (req.method === 'GET') res.writeHead(200, { 'content-type': 'application/json' }).end('{"access_token":"old-token","token_type":"Bearer","expires_in":60,"expires_at":null}')
+    else res.writeHead(503, { 'content-type': 'application/json', 'retry-after': '7' }).end('{"error":"token_unavailable","error_description":"refresh failed"}')
+  })
+  await new Promise<void>((resolve) => sidecar.listen(0, '127.0.0.1', resolve))
+  t.teardown(() => sidecar.close())
+  const api = await apiFor(t, () => false)
+  const client = createTokenClient({ url: `http://127.0.0.1:${(sidecar.address() as AddressInfo).port}`, secret: SECRET })
+  const agent = new Agent().compose(sidecarAuth(client))
+  t.teardown(async () => {
+    await agent.close()
+    await client.close()
+  })
+  await t.rejects(request(`${api.url}/x`, { dispatcher: agent }), { code: 'SIDECAR_TOKEN_UNAVAILABLE', retryAfterSeconds: 7 })
+  t.equal(api.seen.length, 1)
+})
