@@ -219,3 +219,19 @@ t.test('a refresh that fails after a 401 reaches the caller', async (t) => {
   await t.rejects(request(`${api.url}/x`, { dispatcher: agent }), { code: 'SIDECAR_TOKEN_UNAVAILABLE', retryAfterSeconds: 7 })
   t.equal(api.seen.length, 1)
 })
+
+t.test('transport failures and invalid requests reach the caller as errors', async (t) => {
+  const { url } = await sidecarFor(t)
+  const server = createServer((req) => req.socket.destroy())
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  t.teardown(() => server.close())
+  const client = createTokenClient({ url, secret: SECRET })
+  const agent = new Agent().compose(sidecarAuth(client))
+  t.teardown(async () => {
+    await agent.close()
+    await client.close()
+  })
+  const api = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
+  await t.rejects(request(`${api}/x`, { dispatcher: agent }), { code: 'UND_ERR_SOCKET' })
+  await t.rejects(request(`${api}/x`, { dispatcher: agent, headers: { 'x-bad': 'a\nb' } }), { code: 'UND_ERR_INVALID_ARG' })
+})

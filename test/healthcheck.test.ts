@@ -69,6 +69,11 @@ t.test('a 200 with a body that is not JSON still counts as healthy', async (t) =
   t.match(result.out, /200 unknown/)
 })
 
+t.test('defaults: 127.0.0.1 port 8787', async (t) => {
+  const result = await probe({})
+  t.match(result.out, /^http:\/\/127\.0\.0\.1:8787\/healthz: /)
+})
+
 t.test('probe hosts', async (t) => {
   t.equal(probeHost('::'), '127.0.0.1')
   t.equal(probeHost('0.0.0.0'), '127.0.0.1')

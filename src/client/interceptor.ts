@@ -1,7 +1,7 @@
 import type { Dispatcher } from 'undici'
 import type { TokenClient } from './token-client.js'
 
-type Handler = Dispatcher.DispatchHandler & { onError?: (err: Error) => void }
+type Handler = Dispatcher.DispatchHandler
 
 function withAuthorization (headers: Dispatcher.DispatchOptions['headers'], value: string): Record<string, string | string[]> {
   const out: Record<string, string | string[]> = {}
@@ -20,9 +20,9 @@ function withAuthorization (headers: Dispatcher.DispatchOptions['headers'], valu
 /** A controller for failures before anything was dispatched. */
 const idle = { aborted: false, paused: false, reason: null, abort () {}, pause () {}, resume () {} } as unknown as Dispatcher.DispatchController
 
+// undici 7 hands interceptors handlers of the controller API, legacy ones wrapped.
 function fail (handler: Handler, err: Error): void {
-  if (handler.onResponseError !== undefined) handler.onResponseError(idle, err)
-  else handler.onError?.(err)
+  handler.onResponseError?.(idle, err)
 }
 
 /** Holds back a 401 so the request can be sent again with a newer token. */
@@ -77,6 +77,7 @@ export function sidecarAuth (client: TokenClient): Dispatcher.DispatcherComposeI
     const send = (token: string, handlerForAttempt: Handler): void => {
       try {
         dispatch({ ...opts, headers: withAuthorization(opts.headers, `Bearer ${token}`) }, handlerForAttempt)
+      /* c8 ignore next 3 -- undici reports failures through the handler; a dispatcher that throws instead must not become an unhandled rejection */
       } catch (err) {
         fail(handler, err as Error)
       }

@@ -321,6 +321,22 @@ t.test('a 30-day token that stops refreshing still warns on time', async (t) => 
   t.equal(logger.events('token_expiring').length, 1)
 })
 
+t.test('a failure early in a 30-day lifetime: the warning waits in timer-sized steps', async (t) => {
+  const { clock, transport, logger, manager } = setup(t)
+  manager.start()
+  transport.succeed(2_592_000)
+  await flush()
+  await clock.advance(11 * S)
+  void manager.forceRefresh()
+  transport.fail({ status: 500 })
+  await flush()
+  // The retry goes out and never returns; only the expiry warning is left to fire.
+  await clock.advance(2_592_000 * S - 11 * S - 60 * S - 1)
+  t.equal(logger.events('token_expiring').length, 0)
+  await clock.advance(1)
+  t.equal(logger.events('token_expiring').length, 1)
+})
+
 t.test('refreshNow fetches whatever the token\'s age, but not during a Retry-After wait', async (t) => {
   const { clock, transport, manager } = setup(t)
   manager.start()

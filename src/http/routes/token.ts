@@ -53,7 +53,7 @@ export async function tokenRoutes (app: FastifyInstance, opts: TokenRoutesOption
   const { metrics } = opts
   if (metrics !== undefined) {
     app.addHook('onResponse', (request, reply, done) => {
-      metrics.response(request.routeOptions.url ?? '', reply.statusCode)
+      metrics.response(request.routeOptions.url as string, reply.statusCode)
       done()
     })
   }
