@@ -235,3 +235,23 @@ t.test('transport failures and invalid requests reach the caller as errors', asy
   await t.rejects(request(`${api}/x`, { dispatcher: agent }), { code: 'UND_ERR_SOCKET' })
   await t.rejects(request(`${api}/x`, { dispatcher: agent, headers: { 'x-bad': 'a\nb' } }), { code: 'UND_ERR_INVALID_ARG' })
 })
+
+t.test('odd sidecar answers: 503 without details, 200 without a token, a body that is not JSON', async (t) => {
+  const answers = [
+    [503, {}, 'service unavailable'],
+    [200, { 'content-type': 'application/json' }, '{"token_type":"Bearer"}'],
+    [502, {}, '<html>bad gateway</html>']
+  ] as const
+  let i = 0
+  const server = createServer((_req, res) => {
+    const [status, headers, body] = answers[i++]!
+    res.writeHead(status, headers).end(body)
+  })
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  t.teardown(() => server.close())
+  const client = createTokenClient({ url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, secret: SECRET })
+  t.teardown(() => client.close())
+  t.match(await client.token().catch((e: unknown) => e), { code: 'SIDECAR_TOKEN_UNAVAILABLE', retryAfterSeconds: undefined, message: /no valid token \(503\); see its \/healthz/ })
+  t.match(await client.token().catch((e: unknown) => e), { code: 'SIDECAR_BAD_RESPONSE', message: /answered 200 without a token/ })
+  t.match(await client.token().catch((e: unknown) => e), { code: 'SIDECAR_BAD_RESPONSE', message: /answered 502 without a token/ })
+})

@@ -18,6 +18,7 @@ function withAuthorization (headers: Dispatcher.DispatchOptions['headers'], valu
 }
 
 /** A controller for failures before anything was dispatched. */
+/* c8 ignore next -- nothing is in flight, so nobody calls abort, pause or resume on it */
 const idle = { aborted: false, paused: false, reason: null, abort () {}, pause () {}, resume () {} } as unknown as Dispatcher.DispatchController
 
 // undici 7 hands interceptors handlers of the controller API, legacy ones wrapped.

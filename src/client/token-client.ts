@@ -49,8 +49,8 @@ export function createTokenClient (opts: TokenClientOptions): TokenClient {
       headers = res.headers
       text = await res.body.text()
     } catch (err) {
-      const code = (err as { code?: unknown, name?: string }).code ?? (err as Error).name
-      throw new SidecarUnreachableError(`token sidecar at ${base.origin} is unreachable (${String(code)}) after at most ${timeoutMs} ms`, { cause: err })
+      const code = (err as { code?: unknown }).code
+      throw new SidecarUnreachableError(`token sidecar at ${base.origin} is unreachable (${typeof code === 'string' ? code : (err as Error).name}) after at most ${timeoutMs} ms`, { cause: err })
     }
     let body: { access_token?: unknown, error?: unknown, error_description?: unknown } = {}
     try {

@@ -337,6 +337,20 @@ t.test('a failure early in a 30-day lifetime: the warning waits in timer-sized s
   t.equal(logger.events('token_expiring').length, 1)
 })
 
+t.test('no "expires soon" warning for a token that has already expired', async (t) => {
+  const { clock, transport, logger, manager } = setup(t)
+  manager.start()
+  transport.succeed(2)
+  await flush()
+  await clock.advance(1 * S)
+  t.equal(transport.open, 1, 'the refresh hangs past expiry')
+  await clock.advance(2 * S)
+  transport.fail({ status: 504 })
+  await flush()
+  await clock.advance(10)
+  t.equal(logger.events('token_expiring').length, 0)
+})
+
 t.test('refreshNow fetches whatever the token\'s age, but not during a Retry-After wait', async (t) => {
   const { clock, transport, manager } = setup(t)
   manager.start()
