@@ -1,0 +1,328 @@
+"""Tests of toolbridge_sidecar_auth against the real sidecar process and a loopback Auth0 stand-in.
+
+Run from the repository root after `npm run build`:
+    /usr/bin/python3 -m unittest discover -s clients/python/tests -v
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import secrets
+import socket
+import subprocess
+import sys
+import threading
+import time
+import unittest
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[3]
+sys.path.insert(0, str(ROOT / "clients" / "python"))
+
+import toolbridge_sidecar_auth as sa  # noqa: E402
+
+SIDECAR_SECRET = "python-client-sidecar-secret-" + secrets.token_hex(8)
+CLIENT_ID = "python-test-client"
+CLIENT_SECRET = "python-test-client-secret-" + secrets.token_hex(8)
+
+
+def serve(handler: type[BaseHTTPRequestHandler]) -> ThreadingHTTPServer:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+class Auth0StandIn(BaseHTTPRequestHandler):
+    """POST /oauth/token as Auth0 answers it: a token for the right credentials, else 401."""
+
+    issued: list[str] = []
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+    def do_POST(self) -> None:
+        body = json.loads(self.rfile.read(int(self.headers["content-length"])))
+        if body.get("client_id") != CLIENT_ID or body.get("client_secret") != CLIENT_SECRET:
+            self._send(401, {"error": "access_denied", "error_description": "Unauthorized"})
+            return
+        token = "eyJ.python-test-token-" + secrets.token_hex(16)
+        Auth0StandIn.issued.append(token)
+        self._send(200, {"access_token": token, "expires_in": 86400, "token_type": "Bearer"})
+
+    def _send(self, status: int, body: dict[str, object]) -> None:
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+
+class Api(BaseHTTPRequestHandler):
+    """The ToolBridge API: rejects the first `reject` requests with 401, records Authorization headers."""
+
+    seen: list[str] = []
+    reject = 0
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+    def do_GET(self) -> None:
+        Api.seen.append(self.headers.get("authorization", ""))
+        status = 401 if Api.reject > 0 else 200
+        Api.reject = max(0, Api.reject - 1)
+        data = b"unauthorized" if status == 401 else b"ok"
+        self.send_response(status)
+        self.send_header("content-length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+
+class Sidecar:
+    """The built sidecar (`node dist/cli.js`), as users run it."""
+
+    def __init__(self, token_url: str, client_secret: str) -> None:
+        env = {
+            "PATH": os.environ.get("PATH", ""),
+            "TOOLBRIDGE_AUTH0_CLIENT_ID": CLIENT_ID,
+            "TOOLBRIDGE_AUTH0_CLIENT_SECRET": client_secret,
+            "TOOLBRIDGE_AUTH0_TOKEN_URL": token_url,
+            "TOOLBRIDGE_SIDECAR_SECRET": SIDECAR_SECRET,
+            "TOOLBRIDGE_SIDECAR_PORT": "0",
+        }
+        self.process = subprocess.Popen(
+            ["node", str(ROOT / "dist" / "cli.js")], env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
+        )
+        self.lines: list[str] = []
+        self.port = 0
+        ready = threading.Event()
+
+        def read() -> None:
+            assert self.process.stdout is not None
+            for line in self.process.stdout:
+                self.lines.append(line)
+                match = re.search(r'"Server listening at http://127\.0\.0\.1:(\d+)"', line)
+                if match:
+                    self.port = int(match.group(1))
+                if '"event":"token_refreshed"' in line or '"event":"token_refresh_failed"' in line:
+                    ready.set()
+
+        threading.Thread(target=read, daemon=True).start()
+        if not ready.wait(15) or not self.port:
+            self.process.kill()
+            raise RuntimeError("the sidecar did not start; run `npm run build` first")
+        self.url = f"http://127.0.0.1:{self.port}"
+
+    def refresh_calls(self) -> float:
+        with httpx.Client() as client:
+            metrics = client.get(self.url + "/metrics").text
+        match = re.search(r'^tokensidecar_token_responses_total\{route="/token/refresh",code="200"\} (\S+)$', metrics, re.M)
+        return float(match.group(1)) if match else 0.0
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(10)
+        assert self.process.stdout is not None
+        self.process.stdout.close()
+
+
+def unused_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class SidecarAuthTests(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls) -> None:
+        cls.auth0 = serve(Auth0StandIn)
+        token_url = f"http://127.0.0.1:{cls.auth0.server_address[1]}/oauth/token"
+        cls.sidecar = Sidecar(token_url, CLIENT_SECRET)
+        cls.broken = Sidecar(token_url, "not-the-client-secret")  # answers 503: Auth0 says access_denied
+        cls.api = serve(Api)
+        cls.api_url = f"http://127.0.0.1:{cls.api.server_address[1]}/notes"
+
+    @classmethod
+    def tearDownClass(cls) -> None:
+        cls.sidecar.stop()
+        cls.broken.stop()
+        for server in (cls.auth0, cls.api):
+            server.shutdown()
+            server.server_close()
+        logged = "".join(cls.sidecar.lines + cls.broken.lines)
+        for secret in [SIDECAR_SECRET, CLIENT_SECRET, *Auth0StandIn.issued]:
+            assert secret not in logged, "a secret reached the sidecar's log"
+
+    def setUp(self) -> None:
+        Api.seen.clear()
+        Api.reject = 0
+        sa._static_warned = False
+
+    def assert_no_secret(self, text: str) -> None:
+        for secret in [SIDECAR_SECRET, CLIENT_SECRET, *Auth0StandIn.issued]:
+            self.assertNotIn(secret, text)
+
+    def test_sets_the_header_sync(self) -> None:
+        auth = sa.SidecarAuth(self.sidecar.url, SIDECAR_SECRET)
+        self.addCleanup(auth.client.close)
+        with httpx.Client(auth=auth) as client:
+            response = client.get(self.api_url)
+        self.assertEqual(response.status_code, 200)
+        self.assertEqual(Api.seen, [f"Bearer {Auth0StandIn.issued[0]}"])
+
+    def test_sets_the_header_async_and_from_the_environment(self) -> None:
+        async def call() -> httpx.Response:
+            os.environ["TOOLBRIDGE_TOKEN_SIDECAR_URL"] = self.sidecar.url
+            os.environ["TOOLBRIDGE_SIDECAR_SECRET"] = SIDECAR_SECRET
+            try:
+                auth = sa.SidecarAuth()
+            finally:
+                del os.environ["TOOLBRIDGE_TOKEN_SIDECAR_URL"], os.environ["TOOLBRIDGE_SIDECAR_SECRET"]
+            async with httpx.AsyncClient(auth=auth) as client:
+                first = await client.get(self.api_url)
+                await client.get(self.api_url)
+            await auth.client.aclose()
+            return first
+
+        import asyncio
+
+        self.assertEqual(asyncio.run(call()).status_code, 200)
+        self.assertEqual(Api.seen, [f"Bearer {Auth0StandIn.issued[0]}"] * 2)
+
+    def test_401_refreshes_and_retries_once(self) -> None:
+        before = self.sidecar.refresh_calls()
+        Api.reject = 1
+        auth = sa.SidecarAuth(self.sidecar.url, SIDECAR_SECRET)
+        self.addCleanup(auth.client.close)
+        with httpx.Client(auth=auth) as client:
+            response = client.get(self.api_url)
+        self.assertEqual(response.status_code, 200)
+        self.assertEqual(len(Api.seen), 2, "one retry")
+        self.assertEqual(self.sidecar.refresh_calls() - before, 1, "POST /token/refresh was called once")
+
+    def test_no_second_retry(self) -> None:
+        before = self.sidecar.refresh_calls()
+        Api.reject = 5
+
+        async def call() -> httpx.Response:
+            auth = sa.SidecarAuth(self.sidecar.url, SIDECAR_SECRET)
+            try:
+                async with httpx.AsyncClient(auth=auth) as client:
+                    return await client.get(self.api_url)
+            finally:
+                await auth.client.aclose()
+
+        import asyncio
+
+        self.assertEqual(asyncio.run(call()).status_code, 401)
+        self.assertEqual(len(Api.seen), 2, "the request is sent twice, never three times")
+        self.assertEqual(self.sidecar.refresh_calls() - before, 1)
+
+    def test_auth_without_configuration_is_a_clear_error(self) -> None:
+        with self.assertRaises(sa.SidecarConfigError):
+            sa.SidecarAuth(client=None, url="", secret="")
+
+    def run_header(self, env: dict[str, str], incoming: str | None = None) -> dict[str, str]:
+        import asyncio
+
+        async def call() -> dict[str, str]:
+            try:
+                return await sa.get_auth_header(incoming, env=env)
+            finally:
+                await sa.aclose_shared_clients()
+
+        return asyncio.run(call())
+
+    def test_fallback_1_the_sidecar(self) -> None:
+        header = self.run_header({"TOOLBRIDGE_TOKEN_SIDECAR_URL": self.sidecar.url, "TOOLBRIDGE_SIDECAR_SECRET": SIDECAR_SECRET, "TOOLBRIDGE_JWT_TOKEN": "static"}, "Bearer user")
+        self.assertEqual(header, {"Authorization": f"Bearer {Auth0StandIn.issued[0]}"})
+
+    def test_fallback_2_the_static_token_with_one_warning(self) -> None:
+        with self.assertLogs("toolbridge.sidecar_auth", logging.WARNING) as logs:
+            for _ in range(3):
+                self.assertEqual(self.run_header({"TOOLBRIDGE_JWT_TOKEN": "static-token"}, "Bearer user"), {"Authorization": "Bearer static-token"})
+        self.assertEqual(len(logs.records), 1, "the deprecation warning is logged once")
+        self.assertIn("deprecated", logs.output[0])
+        self.assertNotIn("static-token", logs.output[0])
+
+    def test_fallback_3_the_per_user_header(self) -> None:
+        self.assertEqual(self.run_header({}, "Bearer per-user"), {"Authorization": "Bearer per-user"})
+        with self.assertRaises(sa.NoCredentialsError):
+            self.run_header({})
+
+    def test_unreachable_sidecar_raises_unless_a_static_token_is_set(self) -> None:
+        env = {"TOOLBRIDGE_TOKEN_SIDECAR_URL": f"http://127.0.0.1:{unused_port()}", "TOOLBRIDGE_SIDECAR_SECRET": SIDECAR_SECRET}
+        with self.assertRaises(sa.SidecarUnreachableError) as caught:
+            self.run_header(env, "Bearer user")
+        self.assert_no_secret(str(caught.exception))
+        with self.assertLogs("toolbridge.sidecar_auth", logging.WARNING) as logs:
+            header = self.run_header({**env, "TOOLBRIDGE_JWT_TOKEN": "static-token"})
+        self.assertEqual(header, {"Authorization": "Bearer static-token"})
+        self.assertIn("falling back", logs.output[0])
+        self.assert_no_secret("\n".join(logs.output))
+
+    def test_503_raises_a_typed_error_unless_a_static_token_is_set(self) -> None:
+        env = {"TOOLBRIDGE_TOKEN_SIDECAR_URL": self.broken.url, "TOOLBRIDGE_SIDECAR_SECRET": SIDECAR_SECRET}
+        with self.assertRaises(sa.SidecarUnavailableError) as caught:
+            self.run_header(env)
+        self.assertEqual(caught.exception.code, "SIDECAR_TOKEN_UNAVAILABLE")
+        self.assertEqual(caught.exception.retry_after, 60.0)
+        self.assertIn("access_denied", str(caught.exception))
+        with self.assertLogs("toolbridge.sidecar_auth", logging.WARNING):
+            self.assertEqual(self.run_header({**env, "TOOLBRIDGE_JWT_TOKEN": "static-token"}), {"Authorization": "Bearer static-token"})
+
+    def test_wrong_sidecar_secret_always_raises(self) -> None:
+        wrong = "wrong-sidecar-secret-" + secrets.token_hex(8)
+        env = {"TOOLBRIDGE_TOKEN_SIDECAR_URL": self.sidecar.url, "TOOLBRIDGE_SIDECAR_SECRET": wrong, "TOOLBRIDGE_JWT_TOKEN": "static-token"}
+        with self.assertRaises(sa.SidecarAuthError) as caught:
+            self.run_header(env)
+        self.assertIn("TOOLBRIDGE_SIDECAR_SECRET must match", str(caught.exception))
+        self.assertNotIn(wrong, str(caught.exception))
+        auth = sa.SidecarAuth(self.sidecar.url, wrong)
+        self.addCleanup(auth.client.close)
+        with httpx.Client(auth=auth) as client:
+            with self.assertRaises(sa.SidecarAuthError):
+                client.get(self.api_url)
+        self.assertEqual(Api.seen, [], "nothing is sent to the API without a token")
+
+    def test_url_without_secret_is_a_config_error(self) -> None:
+        with self.assertRaises(sa.SidecarConfigError):
+            self.run_header({"TOOLBRIDGE_TOKEN_SIDECAR_URL": self.sidecar.url})
+
+    def test_calls_time_out(self) -> None:
+        silent = socket.socket()
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        try:
+            client = sa.SidecarClient(f"http://127.0.0.1:{silent.getsockname()[1]}", SIDECAR_SECRET, timeout=0.3)
+            started = time.monotonic()
+            with self.assertRaises(sa.SidecarUnreachableError) as caught:
+                client.token()
+            self.assertLess(time.monotonic() - started, 2.0)
+            self.assertIn("ReadTimeout", str(caught.exception))
+            client.close()
+        finally:
+            silent.close()
+
+    def test_connections_are_reused(self) -> None:
+        client = sa.SidecarClient(self.sidecar.url, SIDECAR_SECRET)
+        try:
+            client.token()
+            pool = client._client()._transport._pool  # type: ignore[attr-defined]
+            first = list(pool.connections)
+            client.token()
+            self.assertEqual(list(pool.connections), first, "the second call used the same connection")
+            self.assertEqual(len(first), 1)
+            self.assertNotIn(SIDECAR_SECRET, repr(client))
+        finally:
+            client.close()
+
+
+if __name__ == "__main__":
+    unittest.main()

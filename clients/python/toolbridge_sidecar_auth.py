@@ -1,0 +1,305 @@
+"""Bearer tokens for the ToolBridge API from the ToolBridge token sidecar.
+
+Copy this one file into the MCP server (it needs only the standard library and
+httpx, which the MCP server already depends on). Two ways to use it:
+
+* ``httpx.AsyncClient(auth=SidecarAuth(url, secret))`` (or ``httpx.Client``):
+  every request gets ``Authorization: Bearer <token>`` from the sidecar's
+  ``GET /token``; when the API answers 401, the auth asks the sidecar for a newer
+  token (``POST /token/refresh``) and sends the request exactly once more.
+* ``await get_auth_header(incoming_authorization)``: the MCP server's fallback
+  chain -- the sidecar when ``TOOLBRIDGE_TOKEN_SIDECAR_URL`` is set, else the
+  deprecated static ``TOOLBRIDGE_JWT_TOKEN``, else the caller's per-user header.
+
+Every sidecar call has a timeout (2 s by default) and reuses its connections.
+No token or secret ever appears in an exception message or a log line.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import threading
+from collections.abc import AsyncGenerator, Generator, Mapping
+
+import httpx
+
+__all__ = [
+    "DEFAULT_TIMEOUT",
+    "NoCredentialsError",
+    "SidecarAuth",
+    "SidecarAuthError",
+    "SidecarClient",
+    "SidecarConfigError",
+    "SidecarError",
+    "SidecarUnavailableError",
+    "SidecarUnreachableError",
+    "aclose_shared_clients",
+    "get_auth_header",
+]
+
+log = logging.getLogger("toolbridge.sidecar_auth")
+
+DEFAULT_TIMEOUT = 2.0
+"""Seconds allowed for one sidecar call."""
+
+
+class SidecarError(Exception):
+    """No token could be had from the sidecar. ``code`` is stable for matching."""
+
+    code = "SIDECAR_ERROR"
+
+
+class SidecarUnreachableError(SidecarError):
+    """No connection to the sidecar, a timeout, or an answer that is not the sidecar's."""
+
+    code = "SIDECAR_UNREACHABLE"
+
+
+class SidecarAuthError(SidecarError):
+    """The sidecar answered 401: ``TOOLBRIDGE_SIDECAR_SECRET`` does not match the sidecar's."""
+
+    code = "SIDECAR_UNAUTHORIZED"
+
+
+class SidecarUnavailableError(SidecarError):
+    """The sidecar answered 503: it holds no valid token right now (see its ``/healthz``)."""
+
+    code = "SIDECAR_TOKEN_UNAVAILABLE"
+
+    def __init__(self, message: str, retry_after: float | None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class SidecarConfigError(SidecarError):
+    """The sidecar is configured incompletely in this process's environment."""
+
+    code = "SIDECAR_CONFIG"
+
+
+class NoCredentialsError(SidecarError):
+    """Neither the sidecar, a static token nor a per-user header is available."""
+
+    code = "NO_CREDENTIALS"
+
+
+def _token_from(response: httpx.Response, base: str) -> str:
+    try:
+        body = response.json()
+    except ValueError:
+        body = {}
+    if not isinstance(body, dict):
+        body = {}
+    token = body.get("access_token")
+    if response.status_code == 200 and isinstance(token, str) and token:
+        return token
+    if response.status_code == 401:
+        raise SidecarAuthError(
+            f"token sidecar at {base} rejected the sidecar secret (401): "
+            "TOOLBRIDGE_SIDECAR_SECRET must match the sidecar's"
+        )
+    if response.status_code == 503:
+        try:
+            retry_after: float | None = float(response.headers.get("retry-after", ""))
+        except ValueError:
+            retry_after = None
+        why = body.get("error_description")
+        detail = f": {why}" if isinstance(why, str) else ""
+        raise SidecarUnavailableError(
+            f"token sidecar at {base} has no valid token (503){detail}; see its /healthz",
+            retry_after,
+        )
+    error = body.get("error")
+    raise SidecarUnreachableError(
+        f"token sidecar at {base} answered {response.status_code} "
+        f"{error if isinstance(error, str) else 'without a token'}"
+    )
+
+
+class SidecarClient:
+    """Calls the sidecar's ``/token`` and ``/token/refresh``, sync or async, reusing connections."""
+
+    def __init__(self, url: str, secret: str, *, timeout: float = DEFAULT_TIMEOUT) -> None:
+        self._base = url.rstrip("/")
+        self._headers = {"Authorization": f"Bearer {secret}", "Accept": "application/json"}
+        self._timeout = httpx.Timeout(timeout)
+        self._sync: httpx.Client | None = None
+        self._async: httpx.AsyncClient | None = None
+        self._async_loop: asyncio.AbstractEventLoop | None = None
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:  # never the secret
+        return f"SidecarClient({self._base!r})"
+
+    def _client(self) -> httpx.Client:
+        with self._lock:
+            if self._sync is None:
+                self._sync = httpx.Client(headers=self._headers, timeout=self._timeout)
+            return self._sync
+
+    def _async_client(self) -> httpx.AsyncClient:
+        # An AsyncClient's pool belongs to one event loop; a new loop gets a new client.
+        loop = asyncio.get_running_loop()
+        with self._lock:
+            if self._async is None or self._async_loop is not loop:
+                self._async = httpx.AsyncClient(headers=self._headers, timeout=self._timeout)
+                self._async_loop = loop
+            return self._async
+
+    def _call(self, method: str, path: str) -> str:
+        try:
+            response = self._client().request(method, self._base + path)
+        except httpx.HTTPError as err:
+            raise SidecarUnreachableError(
+                f"token sidecar at {self._base} is unreachable ({type(err).__name__})"
+            ) from None
+        return _token_from(response, self._base)
+
+    async def _acall(self, method: str, path: str) -> str:
+        try:
+            response = await self._async_client().request(method, self._base + path)
+        except httpx.HTTPError as err:
+            raise SidecarUnreachableError(
+                f"token sidecar at {self._base} is unreachable ({type(err).__name__})"
+            ) from None
+        return _token_from(response, self._base)
+
+    def token(self) -> str:
+        """A valid access token (the sidecar is the cache, so ask every time)."""
+        return self._call("GET", "/token")
+
+    def refresh(self) -> str:
+        """A newer token, for after the API rejected one with 401."""
+        return self._call("POST", "/token/refresh")
+
+    async def atoken(self) -> str:
+        return await self._acall("GET", "/token")
+
+    async def arefresh(self) -> str:
+        return await self._acall("POST", "/token/refresh")
+
+    def close(self) -> None:
+        if self._sync is not None:
+            self._sync.close()
+            self._sync = None
+
+    async def aclose(self) -> None:
+        if self._async is not None:
+            await self._async.aclose()
+            self._async = None
+
+
+class SidecarAuth(httpx.Auth):
+    """httpx auth: a sidecar token on every request, one refresh-and-retry on 401.
+
+    ``SidecarAuth()`` reads ``TOOLBRIDGE_TOKEN_SIDECAR_URL`` and ``TOOLBRIDGE_SIDECAR_SECRET``.
+    """
+
+    def __init__(
+        self,
+        url: str | None = None,
+        secret: str | None = None,
+        *,
+        timeout: float = DEFAULT_TIMEOUT,
+        client: SidecarClient | None = None,
+    ) -> None:
+        if client is None:
+            url = url or os.environ.get("TOOLBRIDGE_TOKEN_SIDECAR_URL")
+            secret = secret or os.environ.get("TOOLBRIDGE_SIDECAR_SECRET")
+            if not url or not secret:
+                raise SidecarConfigError(
+                    "SidecarAuth needs the sidecar URL and secret "
+                    "(TOOLBRIDGE_TOKEN_SIDECAR_URL and TOOLBRIDGE_SIDECAR_SECRET)"
+                )
+            client = SidecarClient(url, secret, timeout=timeout)
+        self.client = client
+
+    def sync_auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        request.headers["Authorization"] = f"Bearer {self.client.token()}"
+        response = yield request
+        if response.status_code == 401:
+            request.headers["Authorization"] = f"Bearer {self.client.refresh()}"
+            yield request
+
+    async def async_auth_flow(self, request: httpx.Request) -> AsyncGenerator[httpx.Request, httpx.Response]:
+        request.headers["Authorization"] = f"Bearer {await self.client.atoken()}"
+        response = yield request
+        if response.status_code == 401:
+            request.headers["Authorization"] = f"Bearer {await self.client.arefresh()}"
+            yield request
+
+
+_clients: dict[tuple[str, str], SidecarClient] = {}
+_clients_lock = threading.Lock()
+_static_warned = False
+
+
+def _shared_client(url: str, secret: str) -> SidecarClient:
+    with _clients_lock:
+        client = _clients.get((url, secret))
+        if client is None:
+            client = _clients[(url, secret)] = SidecarClient(url, secret)
+        return client
+
+
+async def aclose_shared_clients() -> None:
+    """Closes the connections ``get_auth_header`` keeps; call it when the server shuts down."""
+    with _clients_lock:
+        clients = list(_clients.values())
+        _clients.clear()
+    for client in clients:
+        await client.aclose()
+        client.close()
+
+
+def _warn_static_once() -> None:
+    global _static_warned
+    if not _static_warned:
+        _static_warned = True
+        log.warning(
+            "TOOLBRIDGE_JWT_TOKEN is deprecated: using a static token that is never refreshed; "
+            "set TOOLBRIDGE_TOKEN_SIDECAR_URL and TOOLBRIDGE_SIDECAR_SECRET"
+        )
+
+
+async def get_auth_header(
+    incoming_authorization: str | None = None,
+    *,
+    env: Mapping[str, str] | None = None,
+) -> dict[str, str]:
+    """The ``Authorization`` header for a ToolBridge API call, in the MCP server's order.
+
+    1. The sidecar, when ``TOOLBRIDGE_TOKEN_SIDECAR_URL`` is set (with ``TOOLBRIDGE_SIDECAR_SECRET``).
+       If it is unreachable or answers 503, this raises -- unless a static token is
+       configured, which is then used with a warning. A 401 (wrong secret) always raises.
+    2. The deprecated static ``TOOLBRIDGE_JWT_TOKEN``, with a deprecation warning logged once.
+    3. ``incoming_authorization``: the per-user header of the incoming MCP request.
+
+    Never returns an empty header: with none of the three it raises ``NoCredentialsError``.
+    """
+    env = os.environ if env is None else env
+    url = env.get("TOOLBRIDGE_TOKEN_SIDECAR_URL")
+    static = env.get("TOOLBRIDGE_JWT_TOKEN")
+    if url:
+        secret = env.get("TOOLBRIDGE_SIDECAR_SECRET")
+        if not secret:
+            raise SidecarConfigError(
+                "TOOLBRIDGE_TOKEN_SIDECAR_URL is set but TOOLBRIDGE_SIDECAR_SECRET is not"
+            )
+        try:
+            return {"Authorization": f"Bearer {await _shared_client(url, secret).atoken()}"}
+        except (SidecarUnreachableError, SidecarUnavailableError) as err:
+            if not static:
+                raise
+            log.warning("%s; falling back to the deprecated static TOOLBRIDGE_JWT_TOKEN", err)
+    if static:
+        _warn_static_once()
+        return {"Authorization": f"Bearer {static}"}
+    if incoming_authorization:
+        return {"Authorization": incoming_authorization}
+    raise NoCredentialsError(
+        "no credentials for the ToolBridge API: set TOOLBRIDGE_TOKEN_SIDECAR_URL and "
+        "TOOLBRIDGE_SIDECAR_SECRET, or pass the incoming request's Authorization header"
+    )
