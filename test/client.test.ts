@@ -24,12 +24,7 @@ async function sidecarFor (t: Test, ...first: Behaviour[]) {
   const auth0 = await FakeAuth0.start()
   auth0.enqueue(...first)
   const clock = new FakeClock(Date.now())
-  const { app, source } = createSidecar(loadConfig({
-    TOOLBRIDGE_AUTH0_CLIENT_ID: auth0.clientId,
-    TOOLBRIDGE_AUTH0_CLIENT_SECRET: auth0.clientSecret,
-    TOOLBRIDGE_AUTH0_TOKEN_URL: auth0.tokenUrl,
-    TOOLBRIDGE_SIDECAR_SECRET: SECRET
-  }), captureLogger().logger, { clock, timers: clock, random: () => 0 })
+  const { app, source } = createSidecar(loadConfig(auth0.sidecarEnv(SECRET)), captureLogger().logger, { clock, timers: clock, random: () => 0 })
   source.start()
   await app.listen({ host: '127.0.0.1', port: 0 })
   t.teardown(async () => {

@@ -13,12 +13,7 @@ registerSecret(SECRET)
 async function setup (t: Test, ...first: Behaviour[]) {
   const auth0 = await FakeAuth0.start({ expiresIn: 3600 })
   auth0.enqueue(...first)
-  const config = loadConfig({
-    TOOLBRIDGE_AUTH0_CLIENT_ID: auth0.clientId,
-    TOOLBRIDGE_AUTH0_CLIENT_SECRET: auth0.clientSecret,
-    TOOLBRIDGE_AUTH0_TOKEN_URL: auth0.tokenUrl,
-    TOOLBRIDGE_SIDECAR_SECRET: SECRET
-  })
+  const config = loadConfig(auth0.sidecarEnv(SECRET))
   const clock = new FakeClock(Date.now())
   const captured = captureLogger()
   const { app, source } = createSidecar(config, captured.logger, { clock, timers: clock, random: () => 0 })

@@ -13,13 +13,7 @@ registerSecret(SECRET)
 async function setup (t: Test, ...first: Behaviour[]) {
   const auth0 = await FakeAuth0.start()
   auth0.enqueue(...first)
-  const config = loadConfig({
-    TOOLBRIDGE_AUTH0_CLIENT_ID: auth0.clientId,
-    TOOLBRIDGE_AUTH0_CLIENT_SECRET: auth0.clientSecret,
-    TOOLBRIDGE_AUTH0_TOKEN_URL: auth0.tokenUrl,
-    TOOLBRIDGE_AUTH0_TIMEOUT_SECONDS: '0.3',
-    TOOLBRIDGE_SIDECAR_SECRET: SECRET
-  })
+  const config = loadConfig({ ...auth0.sidecarEnv(SECRET), TOOLBRIDGE_AUTH0_TIMEOUT_SECONDS: '0.3' })
   const clock = new FakeClock(Date.now())
   const captured = captureLogger()
   const { app, source } = createSidecar(config, captured.logger, { clock, timers: clock, random: () => 0 })
@@ -103,13 +97,7 @@ t.test('500 then success after backoff', async (t) => {
 t.test('a hanging endpoint: requests wait at most the upstream timeout, then 503', async (t) => {
   const auth0 = await FakeAuth0.start()
   auth0.enqueue({ kind: 'hang' })
-  const config = loadConfig({
-    TOOLBRIDGE_AUTH0_CLIENT_ID: auth0.clientId,
-    TOOLBRIDGE_AUTH0_CLIENT_SECRET: auth0.clientSecret,
-    TOOLBRIDGE_AUTH0_TOKEN_URL: auth0.tokenUrl,
-    TOOLBRIDGE_AUTH0_TIMEOUT_SECONDS: '0.3',
-    TOOLBRIDGE_SIDECAR_SECRET: SECRET
-  })
+  const config = loadConfig({ ...auth0.sidecarEnv(SECRET), TOOLBRIDGE_AUTH0_TIMEOUT_SECONDS: '0.3' })
   const captured = captureLogger()
   const { app, source } = createSidecar(config, captured.logger, { random: () => 0.5 })
   t.teardown(async () => {
