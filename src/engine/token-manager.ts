@@ -279,7 +279,7 @@ export class TokenManager implements TokenSource {
     const now = this.#clock.now()
     const waitMs = this.#nextAttemptAt !== undefined && this.#nextAttemptAt > now ? this.#nextAttemptAt - now : 1000
     const reason = this.#last?.result === 'failure'
-      ? `the latest token refresh failed (${this.#last.error ?? 'unknown error'}); next attempt in ${Math.ceil(waitMs / 1000)} s`
+      ? `the latest token refresh failed (${String(this.#last.error)}); next attempt in ${Math.ceil(waitMs / 1000)} s`
       : 'no token has been obtained yet'
     throw new TokenUnavailableError(reason, waitMs / 1000)
   }
