@@ -1,6 +1,6 @@
 import type { FastifyInstance } from 'fastify'
 import type { Logger } from 'pino'
-import type { Config, Env, ReadFile } from './config/load-config.js'
+import type { Config, Env } from './config/load-config.js'
 import { reloadSecrets } from './config/reload-secrets.js'
 import { StaticToken } from './engine/static-token.js'
 import { TokenManager } from './engine/token-manager.js'
@@ -16,7 +16,6 @@ export interface SidecarDeps {
   clock?: Clock
   timers?: Timers
   random?: () => number
-  readFile?: ReadFile
 }
 
 export interface Sidecar {
@@ -87,7 +86,7 @@ export function createSidecar (config: Config, logger: Logger, deps: SidecarDeps
   })
 
   async function reload (env: Env): Promise<void> {
-    const result = reloadSecrets(env, current, deps.readFile)
+    const result = reloadSecrets(env, current)
     for (const { variable, reason } of result.rejected) {
       logger.error({ event: 'config_reload_failed', variable }, `reload rejected ${variable}, keeping the current value: ${reason}`)
     }

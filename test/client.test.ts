@@ -10,29 +10,17 @@ import {
   SidecarUnavailableError,
   SidecarUnreachableError
 } from '../src/client/index.js'
-import { loadConfig } from '../src/config/load-config.js'
-import { createSidecar } from '../src/sidecar.js'
-import { FakeAuth0, type Behaviour } from './fixtures/fake-auth0.js'
-import { FakeClock, until } from './fixtures/fake-clock.js'
-import { captureLogger, registerSecret } from './fixtures/suite-log.js'
+import type { Behaviour } from './fixtures/fake-auth0.js'
+import { registerSecret } from './fixtures/suite-log.js'
+import { startSidecarApp } from './fixtures/sidecar-app.js'
 
 const SECRET = 'client-test-sidecar-secret-0123456789abcdef'
 registerSecret(SECRET)
 
 /** The real sidecar app listening on loopback, its clock under the test's control. */
 async function sidecarFor (t: Test, ...first: Behaviour[]) {
-  const auth0 = await FakeAuth0.start()
-  auth0.enqueue(...first)
-  const clock = new FakeClock(Date.now())
-  const { app, source } = createSidecar(loadConfig(auth0.sidecarEnv(SECRET)), captureLogger().logger, { clock, timers: clock, random: () => 0 })
-  source.start()
+  const { auth0, app, clock } = await startSidecarApp(t, { secret: SECRET, first })
   await app.listen({ host: '127.0.0.1', port: 0 })
-  t.teardown(async () => {
-    await app.close()
-    await auth0.close()
-  })
-  await until(() => auth0.requests.length === 1)
-  await until(() => source.current() !== undefined || source.health().last_refresh !== null)
   return { auth0, clock, url: `http://127.0.0.1:${(app.server.address() as AddressInfo).port}` }
 }
 

@@ -1,36 +1,23 @@
 import t, { type Test } from 'tap'
-import { loadConfig } from '../src/config/load-config.js'
-import { createSidecar } from '../src/sidecar.js'
 import { lowQuotas, parseQuota, parseRateLimit } from '../src/upstream/rate-limit.js'
-import { FakeAuth0, type Behaviour } from './fixtures/fake-auth0.js'
-import { FakeClock, until } from './fixtures/fake-clock.js'
-import { captureLogger, registerSecret } from './fixtures/suite-log.js'
+import type { Behaviour } from './fixtures/fake-auth0.js'
+import { until } from './fixtures/fake-clock.js'
+import { registerSecret } from './fixtures/suite-log.js'
+import { startSidecarApp } from './fixtures/sidecar-app.js'
 
 const SECRET = 'metrics-sidecar-secret-0123456789abcdef'
 const auth = { authorization: `Bearer ${SECRET}` }
 registerSecret(SECRET)
 
 async function setup (t: Test, ...first: Behaviour[]) {
-  const auth0 = await FakeAuth0.start({ expiresIn: 3600 })
-  auth0.enqueue(...first)
-  const config = loadConfig(auth0.sidecarEnv(SECRET))
-  const clock = new FakeClock(Date.now())
-  const captured = captureLogger()
-  const { app, source } = createSidecar(config, captured.logger, { clock, timers: clock, random: () => 0 })
-  t.teardown(async () => {
-    await app.close()
-    await auth0.close()
-  })
-  const attempts = (): number => captured.lines().filter((l) => l.event === 'token_refreshed' || l.event === 'token_refresh_failed').length
-  source.start()
-  await until(() => attempts() === 1)
+  const { auth0, app, clock, lines, attempts } = await startSidecarApp(t, { secret: SECRET, first, auth0: { expiresIn: 3600 } })
   const scrape = async (): Promise<string> => {
     const res = await app.inject({ url: '/metrics' })
     t.equal(res.statusCode, 200)
     t.match(res.headers['content-type'], /^text\/plain; version=0\.0\.4/)
     return res.body
   }
-  return { auth0, app, clock, lines: captured.lines, attempts, scrape }
+  return { auth0, app, clock, lines, attempts, scrape }
 }
 
 function value (text: string, series: string): number | undefined {

@@ -2,29 +2,15 @@ import t, { type Test } from 'tap'
 import { loadConfig } from '../../src/config/load-config.js'
 import { createSidecar } from '../../src/sidecar.js'
 import { FakeAuth0, type Behaviour } from '../fixtures/fake-auth0.js'
-import { FakeClock, until } from '../fixtures/fake-clock.js'
 import { captureLogger, registerSecret } from '../fixtures/suite-log.js'
+import { startSidecarApp } from '../fixtures/sidecar-app.js'
 
 const SECRET = 'scenario-sidecar-secret-0123456789abcdef'
 const auth = { authorization: `Bearer ${SECRET}` }
 registerSecret(SECRET)
 
-/** The real app, engine and undici transport against the loopback Auth0 stand-in; only time is faked. */
-async function setup (t: Test, ...first: Behaviour[]) {
-  const auth0 = await FakeAuth0.start()
-  auth0.enqueue(...first)
-  const config = loadConfig({ ...auth0.sidecarEnv(SECRET), TOOLBRIDGE_AUTH0_TIMEOUT_SECONDS: '0.3' })
-  const clock = new FakeClock(Date.now())
-  const captured = captureLogger()
-  const { app, source } = createSidecar(config, captured.logger, { clock, timers: clock, random: () => 0 })
-  t.teardown(async () => {
-    await app.close()
-    await auth0.close()
-  })
-  source.start()
-  const settled = (): boolean => captured.lines().some((l) => l.event === 'token_refreshed' || l.event === 'token_refresh_failed')
-  await until(settled)
-  return { auth0, app, clock, lines: captured.lines }
+function setup (t: Test, ...first: Behaviour[]) {
+  return startSidecarApp(t, { secret: SECRET, first, env: { TOOLBRIDGE_AUTH0_TIMEOUT_SECONDS: '0.3' } })
 }
 
 /** Polls /token until the engine has taken the stand-in's answer. */
