@@ -148,13 +148,14 @@ async function throughput () {
 }
 
 /**
- * The token expires while its refresh is still in flight (lifetime 4 s, refresh
- * at 2 s, the stand-in holds that answer 2.5 s); a burst of requests arrives in
- * the gap and must all be answered from one upstream request.
+ * The token expires while its refresh is still in flight (lifetime 6 s, the
+ * shortest the sidecar accepts is 5 s; refresh at 3 s; the stand-in holds that
+ * answer 3.5 s); a burst of requests arrives in the gap and must all be
+ * answered from one upstream request.
  */
 async function burst () {
-  const standIn = await startStandIn({ ...CLIENT, expiresIn: 4, delays: { 2: 2500 } })
-  const sidecar = await startSidecar(standIn, { TOOLBRIDGE_REFRESH_BUFFER_SECONDS: '2' })
+  const standIn = await startStandIn({ ...CLIENT, expiresIn: 6, delays: { 2: 3500 } })
+  const sidecar = await startSidecar(standIn, { TOOLBRIDGE_REFRESH_BUFFER_SECONDS: '3' })
   await waitForToken(sidecar.url)
   for (;;) {
     const res = await request(`${sidecar.url}/healthz`)

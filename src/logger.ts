@@ -8,7 +8,11 @@ export const REDACT_PATHS = [
   'access_token',
   'client_secret',
   '*.access_token',
-  '*.client_secret'
+  '*.client_secret',
+  // Node's clientError carries the raw request bytes, Authorization header included.
+  'err.rawPacket',
+  'rawPacket',
+  '*.rawPacket'
 ]
 
 /** JSON lines on stdout, ISO timestamps and level names, as log shippers expect. */

@@ -10,6 +10,7 @@ import { SidecarSecret } from './http/sidecar-secret.js'
 import { createMetrics } from './metrics/metrics.js'
 import { Auth0Transport } from './upstream/auth0-transport.js'
 import { lowQuotas } from './upstream/rate-limit.js'
+import { SecretScrubber } from './secret-scrubber.js'
 
 /** Test seams for the engine; production uses the system clock, timers and Math.random. */
 export interface SidecarDeps {
@@ -34,9 +35,12 @@ export interface Sidecar {
 export function createSidecar (config: Config, logger: Logger, deps: SidecarDeps = {}): Sidecar {
   const engineLog = logger.child({ component: 'token-engine' })
   const secret = new SidecarSecret(config.sidecarSecret)
+  const scrubber = new SecretScrubber()
+  scrubber.add(config.sidecarSecret)
+  scrubber.add(config.credentials?.clientSecret)
   const current = { TOOLBRIDGE_SIDECAR_SECRET: config.sidecarSecret, TOOLBRIDGE_AUTH0_CLIENT_SECRET: config.credentials?.clientSecret }
   let source: TokenSource | undefined
-  const metrics = createMetrics(() => source?.current(), deps.clock === undefined ? undefined : () => deps.clock!.now())
+  const metrics = createMetrics(() => source?.current(), deps.clock)
   const engineDeps = { clock: deps.clock, timers: deps.timers, random: deps.random }
 
   let transport: Auth0Transport | undefined
@@ -48,6 +52,7 @@ export function createSidecar (config: Config, logger: Logger, deps: SidecarDeps
       clientSecret: config.credentials.clientSecret,
       audience: config.audience,
       timeoutMs: config.timeoutMs,
+      scrub: (text, maxChars) => scrubber.scrub(text, maxChars),
       onRateLimit (info) {
         metrics.rateLimit(info)
         for (const low of lowQuotas(info)) {
@@ -82,15 +87,18 @@ export function createSidecar (config: Config, logger: Logger, deps: SidecarDeps
     audience: config.audience,
     logger,
     metrics,
+    maxConnections: config.maxConnections,
     ...(deps.clock === undefined ? {} : { clock: deps.clock })
   })
 
   async function reload (env: Env): Promise<void> {
-    const result = reloadSecrets(env, current)
+    const result = await reloadSecrets(env, current)
     for (const { variable, reason } of result.rejected) {
       logger.error({ event: 'config_reload_failed', variable }, `reload rejected ${variable}, keeping the current value: ${reason}`)
     }
     const { TOOLBRIDGE_SIDECAR_SECRET: sidecarSecret, TOOLBRIDGE_AUTH0_CLIENT_SECRET: clientSecret } = result.changed
+    scrubber.add(sidecarSecret)
+    scrubber.add(clientSecret)
     if (sidecarSecret !== undefined) {
       secret.set(sidecarSecret)
       current.TOOLBRIDGE_SIDECAR_SECRET = sidecarSecret

@@ -8,7 +8,7 @@ import { promisify } from 'node:util'
 import t, { type Test } from 'tap'
 import { Agent, request } from 'undici'
 import { FakeAuth0 } from './fixtures/fake-auth0.js'
-import { spawnSidecar, type RunningSidecar } from './fixtures/spawn-sidecar.js'
+import { spawnSidecar, stopOnTeardown, type RunningSidecar } from './fixtures/spawn-sidecar.js'
 import { registerSecret } from './fixtures/suite-log.js'
 
 const run = promisify(execFile)
@@ -37,16 +37,6 @@ function productionEnv (auth0: FakeAuth0, extra: Record<string, string> = {}): R
     TOOLBRIDGE_SIDECAR_PORT: '0',
     ...extra
   }
-}
-
-function stopOnTeardown (t: Test, sidecar: RunningSidecar): void {
-  t.teardown(async () => {
-    // SIGTERM, not SIGKILL: a graceful exit also writes the child's coverage.
-    if (sidecar.child.exitCode === null && sidecar.child.signalCode === null) sidecar.child.kill('SIGTERM')
-    const killer = setTimeout(() => sidecar.child.kill('SIGKILL'), 5000)
-    await sidecar.exited
-    clearTimeout(killer)
-  })
 }
 
 async function get (url: string, headers: Record<string, string> = {}) {

@@ -53,6 +53,17 @@ t.test('token(), authorizationHeader() and refresh() against the real sidecar', 
   t.equal(await client.token(), fresh)
 })
 
+t.test('refresh(rejected) sends the rejected token\'s SHA-256: an older token costs no fetch', async (t) => {
+  const { auth0, clock, url } = await sidecarFor(t)
+  const client = createTokenClient({ url, secret: SECRET })
+  t.teardown(() => client.close())
+  await clock.advance(11_000)
+  t.equal(await client.refresh('an-older-token-the-api-rejected'), auth0.issued[0], 'the current token, not a new one')
+  t.equal(auth0.tokenRequests(), 1, 'nothing fetched')
+  t.equal(await client.refresh(auth0.issued[0]), auth0.issued[1], 'the current token rejected: a new one')
+  t.equal(auth0.tokenRequests(), 2)
+})
+
 t.test('a base URL with a path prefix', async (t) => {
   const { auth0, url } = await sidecarFor(t)
   const server = createServer((req, res) => {
@@ -150,6 +161,7 @@ t.test('on 401 it refreshes and retries exactly once', async (t) => {
   t.equal(api.seen[0]!.headers.authorization, `Bearer ${auth0.issued[0]}`)
   t.equal(api.seen[1]!.headers.authorization, `Bearer ${auth0.issued[1]}`, 'the retry carries the refreshed token')
   t.equal(api.seen[1]!.body, 'payload', 'the body is sent again')
+  t.equal(auth0.tokenRequests(), 2, 'the refresh named the rejected token, so the sidecar fetched')
 
   acceptAny = false
   const rejected = await request(`${api.url}/notes`, { dispatcher: agent })

@@ -1,4 +1,5 @@
-import { mkdtempSync, writeFileSync } from 'node:fs'
+import { execFileSync } from 'node:child_process'
+import { mkdtempSync, symlinkSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import t from 'tap'
@@ -141,10 +142,10 @@ t.test('_FILE variables', async (t) => {
   const empty = configError({ ...base, TOOLBRIDGE_AUTH0_CLIENT_SECRET: undefined, TOOLBRIDGE_AUTH0_CLIENT_SECRET_FILE: file('empty', '\n') })
   t.match(empty, { variable: 'TOOLBRIDGE_AUTH0_CLIENT_SECRET_FILE', message: /is empty/ })
   const short = configError({ ...base, TOOLBRIDGE_SIDECAR_SECRET: undefined, TOOLBRIDGE_SIDECAR_SECRET_FILE: file('short', 'abc\n') })
-  t.match(short, { variable: 'TOOLBRIDGE_SIDECAR_SECRET', message: /at least 32/ })
+  t.match(short, { variable: 'TOOLBRIDGE_SIDECAR_SECRET_FILE', message: /^TOOLBRIDGE_SIDECAR_SECRET_FILE: expected .*at least 32/ })
   t.notMatch(short.message, 'abc')
   const unreadable = configError({ ...base, TOOLBRIDGE_SIDECAR_SECRET: undefined, TOOLBRIDGE_SIDECAR_SECRET_FILE: dir })
-  t.match(unreadable.message, /cannot read .* \(EISDIR\)/)
+  t.match(unreadable.message, /cannot read .* \(not a regular file\)/)
 })
 
 t.test('loopback hosts', async (t) => {
@@ -152,13 +153,65 @@ t.test('loopback hosts', async (t) => {
   for (const host of ['0.0.0.0', '::', '10.0.0.1', 'example.com', '128.0.0.1', '[::]']) t.notOk(isLoopbackHost(host), host)
 })
 
-t.test('a read failure without an errno code still names the file', async (t) => {
-  const err = (() => {
-    try {
-      loadConfig({ ...base, TOOLBRIDGE_SIDECAR_SECRET: undefined, TOOLBRIDGE_SIDECAR_SECRET_FILE: '/secret' }, () => { throw new Error('odd') })
-    } catch (e) {
-      return e as ConfigError
-    }
-  })()
-  t.match(err, { variable: 'TOOLBRIDGE_SIDECAR_SECRET_FILE', message: 'TOOLBRIDGE_SIDECAR_SECRET_FILE: cannot read /secret (unreadable)' })
+t.test('secret values: one trailing newline is trimmed, anything else odd is refused, naming the variable', async (t) => {
+  const odd: Array<[string, string]> = [
+    ['a second newline', `${SIDECAR_SECRET}\n\n`],
+    ['a trailing space', `${SIDECAR_SECRET} \n`],
+    ['a leading space', ` ${SIDECAR_SECRET}`],
+    ['a space inside', `${SIDECAR_SECRET.slice(0, 20)} ${SIDECAR_SECRET.slice(20)}`],
+    ['a quote', `"${SIDECAR_SECRET}"`],
+    ['a tab', `${SIDECAR_SECRET}\t`],
+    ['padding in the middle', `${SIDECAR_SECRET.slice(0, 20)}=${SIDECAR_SECRET.slice(20)}`]
+  ]
+  for (const [what, content] of odd) {
+    const fromFile = configError({ ...base, TOOLBRIDGE_SIDECAR_SECRET: undefined, TOOLBRIDGE_SIDECAR_SECRET_FILE: file('odd-sidecar', content) })
+    t.match(fromFile, { variable: 'TOOLBRIDGE_SIDECAR_SECRET_FILE', message: /^TOOLBRIDGE_SIDECAR_SECRET_FILE: expected .*letters, digits/ }, `sidecar secret file with ${what}`)
+    t.notOk(fromFile.message.includes(SIDECAR_SECRET), 'the value is not echoed')
+    const direct = configError({ ...base, TOOLBRIDGE_SIDECAR_SECRET: content.replace(/\n$/, '') })
+    t.match(direct, { variable: 'TOOLBRIDGE_SIDECAR_SECRET' }, `sidecar secret variable with ${what}`)
+  }
+  for (const good of [`${SIDECAR_SECRET}\n`, `${SIDECAR_SECRET}\r\n`, 'a-b.c_d~e+f/g'.repeat(3) + '==']) {
+    t.ok(loadConfig({ ...base, TOOLBRIDGE_SIDECAR_SECRET: undefined, TOOLBRIDGE_SIDECAR_SECRET_FILE: file('good-sidecar', good) }), JSON.stringify(good))
+  }
+  for (const [what, content] of [['a trailing space', `${CLIENT_SECRET} `], ['a second newline', `${CLIENT_SECRET}\n\n`], ['a leading tab', `\t${CLIENT_SECRET}`]]) {
+    const fromFile = configError({ ...base, TOOLBRIDGE_AUTH0_CLIENT_SECRET: undefined, TOOLBRIDGE_AUTH0_CLIENT_SECRET_FILE: file('odd-client', content!) })
+    t.match(fromFile, { variable: 'TOOLBRIDGE_AUTH0_CLIENT_SECRET_FILE', message: /whitespace/ }, `client secret file with ${what!}`)
+    t.notOk(fromFile.message.includes(CLIENT_SECRET))
+    t.match(configError({ ...base, TOOLBRIDGE_AUTH0_CLIENT_SECRET: content!.replace(/\n$/, '') }), { variable: 'TOOLBRIDGE_AUTH0_CLIENT_SECRET' }, `client secret variable with ${what!}`)
+  }
+  t.equal(loadConfig({ ...base, TOOLBRIDGE_AUTH0_CLIENT_SECRET: 'in side spaces are fine' }).credentials?.clientSecret, 'in side spaces are fine')
+})
+
+t.test('secret files: a regular file of at most 64 KiB; a FIFO or device never blocks start-up', async (t) => {
+  const fifo = join(dir, 'fifo')
+  execFileSync('mkfifo', [fifo])
+  const started = Date.now()
+  t.match(configError({ ...base, TOOLBRIDGE_SIDECAR_SECRET: undefined, TOOLBRIDGE_SIDECAR_SECRET_FILE: fifo }), { variable: 'TOOLBRIDGE_SIDECAR_SECRET_FILE', message: /cannot read .*fifo \(not a regular file\)/ })
+  t.ok(Date.now() - started < 1000, 'answered at once')
+  t.match(configError({ ...base, TOOLBRIDGE_SIDECAR_SECRET: undefined, TOOLBRIDGE_SIDECAR_SECRET_FILE: '/dev/zero' }), { message: /not a regular file/ })
+  t.match(configError({ ...base, TOOLBRIDGE_AUTH0_CLIENT_SECRET: undefined, TOOLBRIDGE_AUTH0_CLIENT_SECRET_FILE: file('big', 'x'.repeat(64 * 1024 + 1)) }), { variable: 'TOOLBRIDGE_AUTH0_CLIENT_SECRET_FILE', message: /larger than 64 KiB/ })
+  t.equal(loadConfig({ ...base, TOOLBRIDGE_AUTH0_CLIENT_SECRET: undefined, TOOLBRIDGE_AUTH0_CLIENT_SECRET_FILE: file('max', 'x'.repeat(64 * 1024)) }).credentials?.clientSecret.length, 64 * 1024, '64 KiB exactly is fine')
+  const link = join(dir, 'link')
+  symlinkSync(file('target', `${SIDECAR_SECRET}\n`), link)
+  t.equal(loadConfig({ ...base, TOOLBRIDGE_SIDECAR_SECRET: undefined, TOOLBRIDGE_SIDECAR_SECRET_FILE: link }).sidecarSecret, SIDECAR_SECRET, 'a symlink to a regular file (Kubernetes, Fly secrets) is followed')
+})
+
+t.test('a static token must fit a Bearer header, and a JWT exp must be a time', async (t) => {
+  const b64 = (value: unknown): string => Buffer.from(JSON.stringify(value)).toString('base64url')
+  const env = { TOOLBRIDGE_SIDECAR_SECRET: SIDECAR_SECRET }
+  for (const exp of [1e15, -1e15]) {
+    const err = configError({ ...env, TOOLBRIDGE_JWT_TOKEN: `${b64({ alg: 'none' })}.${b64({ exp })}.sig` })
+    t.match(err, { variable: 'TOOLBRIDGE_JWT_TOKEN', message: /^TOOLBRIDGE_JWT_TOKEN: the JWT's exp claim \(.*\) is not a time/ })
+    t.notMatch(err.message, /\n/, 'one line')
+  }
+  t.match(configError({ ...env, TOOLBRIDGE_JWT_TOKEN: 'two words' }), { variable: 'TOOLBRIDGE_JWT_TOKEN', message: /RFC 6750/ })
+  t.match(loadConfig({ ...env, TOOLBRIDGE_JWT_TOKEN: `${b64({ alg: 'none' })}.${b64({ exp: 1_900_000_000 })}.sig` }), { mode: 'static' })
+})
+
+t.test('connection cap', async (t) => {
+  t.equal(loadConfig(base).maxConnections, 1024)
+  t.equal(loadConfig({ ...base, TOOLBRIDGE_SIDECAR_MAX_CONNECTIONS: '10' }).maxConnections, 10)
+  for (const bad of ['0', '-1', '1.5', 'many']) {
+    t.match(configError({ ...base, TOOLBRIDGE_SIDECAR_MAX_CONNECTIONS: bad }), { variable: 'TOOLBRIDGE_SIDECAR_MAX_CONNECTIONS', message: /from 1 to 1000000/ }, bad)
+  }
 })

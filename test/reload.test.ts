@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process'
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -85,12 +86,21 @@ t.test('invalid files are rejected and the old values stay in force', async (t) 
     [() => write(files.sidecar, 'short-new-secret\n'), 'TOOLBRIDGE_SIDECAR_SECRET_FILE', /at least 32 characters/],
     [() => write(files.client, ''), 'TOOLBRIDGE_AUTH0_CLIENT_SECRET_FILE', /is empty/],
     // Root reads any file, so unreadable here means a directory where the file was.
-    [() => { rmSync(files.client); mkdirSync(files.client) }, 'TOOLBRIDGE_AUTH0_CLIENT_SECRET_FILE', /cannot read .* \(EISDIR\)/]
+    [() => { rmSync(files.client); mkdirSync(files.client) }, 'TOOLBRIDGE_AUTH0_CLIENT_SECRET_FILE', /cannot read .* \(not a regular file\)/],
+    [() => { rmSync(files.client, { recursive: true }); execFileSync('mkfifo', [files.client]) }, 'TOOLBRIDGE_AUTH0_CLIENT_SECRET_FILE', /cannot read .* \(not a regular file\)/],
+    [() => write(files.sidecar, `${NEW_SIDECAR}\n\n`), 'TOOLBRIDGE_SIDECAR_SECRET_FILE', /letters, digits/],
+    [() => write(files.sidecar, `${NEW_SIDECAR} \n`), 'TOOLBRIDGE_SIDECAR_SECRET_FILE', /letters, digits/],
+    [() => { rmSync(files.client); write(files.client, 'rotated-with-a-trailing-space \n') }, 'TOOLBRIDGE_AUTH0_CLIENT_SECRET_FILE', /whitespace/],
+    [() => write(files.client, 'x'.repeat(70_000)), 'TOOLBRIDGE_AUTH0_CLIENT_SECRET_FILE', /larger than 64 KiB/],
+    [() => rmSync(files.client), 'TOOLBRIDGE_AUTH0_CLIENT_SECRET_FILE', /cannot read .* \(ENOENT\)/]
   ]
-  registerSecret('short-new-secret')
+  registerSecret('short-new-secret', 'rotated-with-a-trailing-space')
   for (const [breakIt, variable, reason] of cases) {
     breakIt()
+    // A FIFO must not block the reload, nor the requests served meanwhile.
+    const served = token(OLD_SIDECAR)
     await reload(env)
+    t.equal((await served).statusCode, 200, 'a request during the reload is answered')
     const failure = lines().filter((l) => l.event === 'config_reload_failed').at(-1)
     t.match(failure, { level: 'error', variable, msg: reason }, variable)
     t.equal((await token(OLD_SIDECAR)).statusCode, 200, 'old sidecar secret still works')
@@ -100,7 +110,7 @@ t.test('invalid files are rejected and the old values stay in force', async (t) 
 })
 
 t.test('values given directly in the environment are not reloaded', async (t) => {
-  t.same(reloadSecrets({ TOOLBRIDGE_SIDECAR_SECRET: OLD_SIDECAR }, { TOOLBRIDGE_SIDECAR_SECRET: OLD_SIDECAR }), { changed: {}, unchanged: [], rejected: [] })
+  t.same(await reloadSecrets({ TOOLBRIDGE_SIDECAR_SECRET: OLD_SIDECAR }, { TOOLBRIDGE_SIDECAR_SECRET: OLD_SIDECAR }), { changed: {}, unchanged: [], rejected: [] })
 })
 
 t.test('SIGHUP in a running process rotates the client secret; the process never exits on a bad reload', async (t) => {

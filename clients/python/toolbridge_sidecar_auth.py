@@ -18,6 +18,7 @@ No token or secret ever appears in an exception message or a log line.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import os
 import threading
@@ -118,6 +119,12 @@ def _token_from(response: httpx.Response, base: str) -> str:
     )
 
 
+def _refresh_body(rejected_token: str | None) -> dict[str, str] | None:
+    if rejected_token is None:
+        return None
+    return {"rejected_token_sha256": hashlib.sha256(rejected_token.encode()).hexdigest()}
+
+
 class SidecarClient:
     """Calls the sidecar's ``/token`` and ``/token/refresh``, sync or async, reusing connections."""
 
@@ -148,18 +155,18 @@ class SidecarClient:
                 self._async_loop = loop
             return self._async
 
-    def _call(self, method: str, path: str) -> str:
+    def _call(self, method: str, path: str, json: dict[str, str] | None = None) -> str:
         try:
-            response = self._client().request(method, self._base + path)
+            response = self._client().request(method, self._base + path, json=json)
         except httpx.HTTPError as err:
             raise SidecarUnreachableError(
                 f"token sidecar at {self._base} is unreachable ({type(err).__name__})"
             ) from None
         return _token_from(response, self._base)
 
-    async def _acall(self, method: str, path: str) -> str:
+    async def _acall(self, method: str, path: str, json: dict[str, str] | None = None) -> str:
         try:
-            response = await self._async_client().request(method, self._base + path)
+            response = await self._async_client().request(method, self._base + path, json=json)
         except httpx.HTTPError as err:
             raise SidecarUnreachableError(
                 f"token sidecar at {self._base} is unreachable ({type(err).__name__})"
@@ -170,15 +177,19 @@ class SidecarClient:
         """A valid access token (the sidecar is the cache, so ask every time)."""
         return self._call("GET", "/token")
 
-    def refresh(self) -> str:
-        """A newer token, for after the API rejected one with 401."""
-        return self._call("POST", "/token/refresh")
+    def refresh(self, rejected_token: str | None = None) -> str:
+        """A newer token, for after the API rejected one with 401.
+
+        Pass the rejected token: the sidecar then fetches a new one only if it
+        is still the one it serves (only its SHA-256 is sent).
+        """
+        return self._call("POST", "/token/refresh", _refresh_body(rejected_token))
 
     async def atoken(self) -> str:
         return await self._acall("GET", "/token")
 
-    async def arefresh(self) -> str:
-        return await self._acall("POST", "/token/refresh")
+    async def arefresh(self, rejected_token: str | None = None) -> str:
+        return await self._acall("POST", "/token/refresh", _refresh_body(rejected_token))
 
     def close(self) -> None:
         if self._sync is not None:
@@ -217,17 +228,19 @@ class SidecarAuth(httpx.Auth):
         self.client = client
 
     def sync_auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
-        request.headers["Authorization"] = f"Bearer {self.client.token()}"
+        token = self.client.token()
+        request.headers["Authorization"] = f"Bearer {token}"
         response = yield request
         if response.status_code == 401:
-            request.headers["Authorization"] = f"Bearer {self.client.refresh()}"
+            request.headers["Authorization"] = f"Bearer {self.client.refresh(token)}"
             yield request
 
     async def async_auth_flow(self, request: httpx.Request) -> AsyncGenerator[httpx.Request, httpx.Response]:
-        request.headers["Authorization"] = f"Bearer {await self.client.atoken()}"
+        token = await self.client.atoken()
+        request.headers["Authorization"] = f"Bearer {token}"
         response = yield request
         if response.status_code == 401:
-            request.headers["Authorization"] = f"Bearer {await self.client.arefresh()}"
+            request.headers["Authorization"] = f"Bearer {await self.client.arefresh(token)}"
             yield request
 
 

@@ -89,7 +89,7 @@ export function sidecarAuth (client: TokenClient): Dispatcher.DispatcherComposeI
         return
       }
       send(token, new RetryOn401(handler, () => {
-        client.refresh().then((fresh) => send(fresh, handler), (err: Error) => fail(handler, err))
+        client.refresh(token).then((fresh) => send(fresh, handler), (err: Error) => fail(handler, err))
       }))
     }, (err: Error) => fail(handler, err))
     return true

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto'
 import { Pool, type Dispatcher } from 'undici'
 import { SidecarAuthError, SidecarError, SidecarUnavailableError, SidecarUnreachableError } from './errors.js'
 
@@ -17,8 +18,12 @@ export interface TokenClient {
   token(): Promise<string>
   /** `Bearer <token>`, ready for an Authorization header. */
   authorizationHeader(): Promise<string>
-  /** For after the API rejected a token with 401: asks the sidecar for a newer one. */
-  refresh(): Promise<string>
+  /**
+   * For after the API rejected a token with 401: asks the sidecar for a newer
+   * one. Pass the rejected token: the sidecar then fetches only if it is still
+   * the one it serves (only its SHA-256 is sent).
+   */
+  refresh(rejectedToken?: string): Promise<string>
   close(): Promise<void>
 }
 
@@ -33,7 +38,7 @@ export function createTokenClient (opts: TokenClientOptions): TokenClient {
   const dispatcher = opts.dispatcher ?? new Pool(base.origin, { connections: 16 })
   const authorization = `Bearer ${opts.secret}`
 
-  async function call (method: 'GET' | 'POST', path: string): Promise<string> {
+  async function call (method: 'GET' | 'POST', path: string, payload?: string): Promise<string> {
     let status: number
     let headers: Dispatcher.ResponseData['headers']
     let text: string
@@ -42,7 +47,10 @@ export function createTokenClient (opts: TokenClientOptions): TokenClient {
         origin: base.origin,
         path: prefix + path,
         method,
-        headers: { authorization, accept: 'application/json' },
+        headers: payload === undefined
+          ? { authorization, accept: 'application/json' }
+          : { authorization, accept: 'application/json', 'content-type': 'application/json' },
+        ...(payload === undefined ? {} : { body: payload }),
         signal: AbortSignal.timeout(timeoutMs)
       })
       status = res.statusCode
@@ -74,7 +82,9 @@ export function createTokenClient (opts: TokenClientOptions): TokenClient {
   return {
     token: () => call('GET', '/token'),
     authorizationHeader: async () => `Bearer ${await call('GET', '/token')}`,
-    refresh: () => call('POST', '/token/refresh'),
+    refresh: (rejectedToken) => call('POST', '/token/refresh', rejectedToken === undefined
+      ? undefined
+      : JSON.stringify({ rejected_token_sha256: createHash('sha256').update(rejectedToken).digest('hex') })),
     async close () {
       if (ownsDispatcher) await dispatcher.close()
     }

@@ -1,8 +1,9 @@
-import { readFileSync } from 'node:fs'
 import { isIP } from 'node:net'
 import envSchemaValidate from 'env-schema'
+import { expiryMs, jwtExp } from '../engine/static-token.js'
 import { EXPECTATIONS, envSchema, SECRET_VARIABLES } from './schema.js'
 import { isLoopbackHost } from './loopback.js'
+import { readSecretFileSync, SecretFileError } from './secret-file.js'
 
 export type Env = Readonly<Record<string, string | undefined>>
 
@@ -39,15 +40,16 @@ export interface Config {
   readonly host: string
   readonly port: number
   readonly sidecarSecret: string
+  readonly maxConnections: number
   readonly logLevel: string
 }
 
 /** Variables that may instead be read from the file named by `<NAME>_FILE`. */
 export const FILE_VARIABLES = ['TOOLBRIDGE_AUTH0_CLIENT_SECRET', 'TOOLBRIDGE_SIDECAR_SECRET'] as const
+export type SecretName = typeof FILE_VARIABLES[number]
 
-export type ReadFile = (path: string) => string
-
-const defaultReadFile: ReadFile = (path) => readFileSync(path, 'utf8')
+/** RFC 6750 §2.1 b64token: what can follow `Bearer ` in an Authorization header. */
+export const B64TOKEN = /^[A-Za-z0-9\-._~+/]+=*$/
 
 type RawEnv = Record<string, string>
 interface ValidatedEnv {
@@ -62,6 +64,7 @@ interface ValidatedEnv {
   TOOLBRIDGE_SIDECAR_HOST: string
   TOOLBRIDGE_SIDECAR_PORT: number
   TOOLBRIDGE_SIDECAR_SECRET: string
+  TOOLBRIDGE_SIDECAR_MAX_CONNECTIONS: number
   LOG_LEVEL: string
 }
 
@@ -72,8 +75,21 @@ function expected (variable: string, value?: string): ConfigError {
   return new ConfigError(variable, `${variable}: expected ${EXPECTATIONS[variable]}${got}`)
 }
 
-/** Reads `<NAME>_FILE` into NAME, trimming the trailing newline that `echo` and editors add. */
-export function readFileVariable (env: Env, variable: string, readFile: ReadFile = defaultReadFile): string | undefined {
+/** A file's content as the value: one trailing newline (as `echo` and editors add) is not part of it. */
+export function fileValue (variable: string, path: string, content: string): string {
+  const value = content.replace(/\r?\n$/, '')
+  if (value === '') throw new ConfigError(`${variable}_FILE`, `${variable}_FILE: ${path} is empty; expected ${EXPECTATIONS[variable]}`)
+  return value
+}
+
+export function fileError (variable: string, path: string, err: unknown): ConfigError {
+  /* c8 ignore next -- the secret-file readers throw only SecretFileErrors */
+  const reason = err instanceof SecretFileError ? err.reason : 'unreadable'
+  return new ConfigError(`${variable}_FILE`, `${variable}_FILE: cannot read ${path} (${reason})`)
+}
+
+/** Reads `<NAME>_FILE` into NAME: a regular file of at most 64 KiB, never blocking. */
+export function readFileVariable (env: Env, variable: string): string | undefined {
   const fileVar = `${variable}_FILE`
   const path = env[fileVar]
   if (path === undefined || path === '') return undefined
@@ -82,31 +98,47 @@ export function readFileVariable (env: Env, variable: string, readFile: ReadFile
   }
   let content: string
   try {
-    content = readFile(path)
+    content = readSecretFileSync(path)
   } catch (err) {
-    const code = (err as { code?: unknown }).code
-    throw new ConfigError(fileVar, `${fileVar}: cannot read ${path} (${typeof code === 'string' ? code : 'unreadable'})`)
+    throw fileError(variable, path, err)
   }
-  const value = content.replace(/\r?\n$/, '')
-  if (value === '') throw new ConfigError(fileVar, `${fileVar}: ${path} is empty; expected ${EXPECTATIONS[variable]}`)
-  return value
+  return fileValue(variable, path, content)
 }
 
-function pickEnv (env: Env, readFile: ReadFile): RawEnv {
+/**
+ * Rules on secret values beyond the schema, for start-up and reloads alike:
+ * a sidecar secret must travel in `Authorization: Bearer`, and a client
+ * secret with whitespace at either end is almost always a copy-paste slip.
+ * `named` is the variable the value came from (NAME or NAME_FILE).
+ */
+export function checkSecret (variable: SecretName, value: string, named: string): void {
+  if (variable === 'TOOLBRIDGE_SIDECAR_SECRET' && !B64TOKEN.test(value)) {
+    throw new ConfigError(named, `${named}: expected ${EXPECTATIONS[variable]}; it has other characters (a space, a second newline, a quote…)`)
+  }
+  if (variable === 'TOOLBRIDGE_AUTH0_CLIENT_SECRET' && value.trim() !== value) {
+    throw new ConfigError(named, `${named}: the client secret starts or ends with whitespace (a space, a tab, a second newline); remove it`)
+  }
+}
+
+function pickEnv (env: Env): { raw: RawEnv, fromFile: Set<string> } {
   const raw: RawEnv = {}
+  const fromFile = new Set<string>()
   for (const name of Object.keys(envSchema.properties)) {
     const value = env[name]
     // An empty variable is how many deploy tools spell "unset".
     if (value !== undefined && value !== '') raw[name] = value
   }
   for (const name of FILE_VARIABLES) {
-    const value = readFileVariable(env, name, readFile)
-    if (value !== undefined) raw[name] = value
+    const value = readFileVariable(env, name)
+    if (value !== undefined) {
+      raw[name] = value
+      fromFile.add(name)
+    }
   }
-  return raw
+  return { raw, fromFile }
 }
 
-function validate (raw: RawEnv): ValidatedEnv {
+function validate (raw: RawEnv, fromFile: ReadonlySet<string> = new Set()): ValidatedEnv {
   try {
     return envSchemaValidate<ValidatedEnv>({ schema: structuredClone(envSchema) as object, data: { ...raw }, env: false })
   } catch (err) {
@@ -118,7 +150,8 @@ function validate (raw: RawEnv): ValidatedEnv {
       throw new ConfigError(variable, `${variable} is required: expected ${EXPECTATIONS[variable]}`)
     }
     const variable = first.instancePath.slice(1)
-    throw expected(variable, raw[variable])
+    const named = fromFile.has(variable) ? `${variable}_FILE` : variable
+    throw new ConfigError(named, expected(variable, raw[variable]).message.replace(variable, named))
   }
 }
 
@@ -135,9 +168,26 @@ function tokenUrl (raw: string | undefined, domain: string): URL {
   return url
 }
 
+/** A static token must fit in a Bearer header, and a JWT's exp must be a time. */
+function staticToken (token: string): void {
+  if (!B64TOKEN.test(token)) {
+    throw new ConfigError('TOOLBRIDGE_JWT_TOKEN', 'TOOLBRIDGE_JWT_TOKEN: expected a bearer token (RFC 6750 characters: letters, digits, - . _ ~ + /, = padding); it has others, such as a space or a newline')
+  }
+  const exp = jwtExp(token)
+  if (exp !== undefined && expiryMs(exp) === undefined) {
+    throw new ConfigError('TOOLBRIDGE_JWT_TOKEN', `TOOLBRIDGE_JWT_TOKEN: the JWT's exp claim (${String(exp)}) is not a time any date can hold; check the token`)
+  }
+}
+
 /** Validates the environment into a frozen config, or throws the first ConfigError. */
-export function loadConfig (env: Env, readFile: ReadFile = defaultReadFile): Config {
-  const v = validate(pickEnv(env, readFile))
+export function loadConfig (env: Env): Config {
+  const { raw, fromFile } = pickEnv(env)
+  const v = validate(raw, fromFile)
+  for (const name of FILE_VARIABLES) {
+    const value = v[name]
+    if (value !== undefined) checkSecret(name, value, fromFile.has(name) ? `${name}_FILE` : name)
+  }
+  if (v.TOOLBRIDGE_JWT_TOKEN !== undefined) staticToken(v.TOOLBRIDGE_JWT_TOKEN)
 
   const clientId = v.TOOLBRIDGE_AUTH0_CLIENT_ID
   const clientSecret = v.TOOLBRIDGE_AUTH0_CLIENT_SECRET
@@ -167,6 +217,7 @@ export function loadConfig (env: Env, readFile: ReadFile = defaultReadFile): Con
     host: v.TOOLBRIDGE_SIDECAR_HOST,
     port: v.TOOLBRIDGE_SIDECAR_PORT,
     sidecarSecret: v.TOOLBRIDGE_SIDECAR_SECRET,
+    maxConnections: v.TOOLBRIDGE_SIDECAR_MAX_CONNECTIONS,
     logLevel: v.LOG_LEVEL
   } satisfies Config)
 }

@@ -1,7 +1,6 @@
-import { ConfigError, FILE_VARIABLES, readFileVariable, type Env, type ReadFile } from './load-config.js'
+import { checkSecret, ConfigError, fileError, fileValue, FILE_VARIABLES, type Env, type SecretName } from './load-config.js'
 import { EXPECTATIONS } from './schema.js'
-
-export type SecretName = typeof FILE_VARIABLES[number]
+import { readSecretFile } from './secret-file.js'
 
 export interface SecretReload {
   /** New values of the secrets whose files changed. */
@@ -13,30 +12,38 @@ export interface SecretReload {
 
 const MIN_LENGTH: Partial<Record<SecretName, number>> = { TOOLBRIDGE_SIDECAR_SECRET: 32 }
 
+async function readChecked (name: SecretName, path: string): Promise<string> {
+  let content: string
+  try {
+    content = await readSecretFile(path)
+  } catch (err) {
+    throw fileError(name, path, err)
+  }
+  const value = fileValue(name, path, content)
+  if (value.length < (MIN_LENGTH[name] ?? 1)) throw new ConfigError(`${name}_FILE`, `${name}_FILE: expected ${EXPECTATIONS[name]}`)
+  checkSecret(name, value, `${name}_FILE`)
+  return value
+}
+
 /**
  * Re-reads the `..._FILE` secrets (values given directly in the environment
- * cannot change in a running process) and checks them with the start-up rules.
+ * cannot change in a running process) without blocking the event loop, and
+ * checks them with the start-up rules.
  */
-export function reloadSecrets (env: Env, current: Partial<Record<SecretName, string>>, readFile?: ReadFile): SecretReload {
+export async function reloadSecrets (env: Env, current: Partial<Record<SecretName, string>>): Promise<SecretReload> {
   const result: SecretReload = { changed: {}, unchanged: [], rejected: [] }
   for (const name of FILE_VARIABLES) {
-    if (!env[`${name}_FILE`]) continue
+    const path = env[`${name}_FILE`]
+    if (path === undefined || path === '') continue
     let value: string
     try {
-      // The path is set, so this returns a value or throws.
-      value = readFileVariable({ [`${name}_FILE`]: env[`${name}_FILE`] }, name, readFile)!
+      value = await readChecked(name, path)
     } catch (err) {
       result.rejected.push({ variable: `${name}_FILE`, reason: (err as ConfigError).message })
       continue
     }
-    const minLength = MIN_LENGTH[name] ?? 1
-    if (value.length < minLength) {
-      result.rejected.push({ variable: `${name}_FILE`, reason: `${name}_FILE: expected ${EXPECTATIONS[name]}` })
-    } else if (value === current[name]) {
-      result.unchanged.push(name)
-    } else {
-      result.changed[name] = value
-    }
+    if (value === current[name]) result.unchanged.push(name)
+    else result.changed[name] = value
   }
   return result
 }

@@ -13,6 +13,7 @@ export const envSchema = {
     TOOLBRIDGE_SIDECAR_HOST: { type: 'string', minLength: 1, default: '127.0.0.1' },
     TOOLBRIDGE_SIDECAR_PORT: { type: 'integer', minimum: 0, maximum: 65535, default: 8787 },
     TOOLBRIDGE_SIDECAR_SECRET: { type: 'string', minLength: 32 },
+    TOOLBRIDGE_SIDECAR_MAX_CONNECTIONS: { type: 'integer', minimum: 1, maximum: 1_000_000, default: 1024 },
     LOG_LEVEL: { type: 'string', enum: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], default: 'info' }
   },
   required: ['TOOLBRIDGE_SIDECAR_SECRET']
@@ -37,6 +38,7 @@ export const EXPECTATIONS: Readonly<Record<string, string>> = {
   TOOLBRIDGE_REFRESH_BUFFER_SECONDS: 'a whole number of seconds from 0 to 2592000',
   TOOLBRIDGE_SIDECAR_HOST: 'an IPv4 or IPv6 address literal such as 127.0.0.1 or ::',
   TOOLBRIDGE_SIDECAR_PORT: 'a whole number from 0 to 65535',
-  TOOLBRIDGE_SIDECAR_SECRET: 'a shared secret of at least 32 characters (e.g. openssl rand -hex 32)',
+  TOOLBRIDGE_SIDECAR_SECRET: 'a shared secret of at least 32 characters, letters, digits and - . _ ~ + / only, = padding at the end (e.g. openssl rand -hex 32)',
+  TOOLBRIDGE_SIDECAR_MAX_CONNECTIONS: 'a whole number of connections from 1 to 1000000',
   LOG_LEVEL: 'one of fatal, error, warn, info, debug, trace, silent'
 }

@@ -8,7 +8,11 @@ export interface TokenRequestErrorDetails {
   /** Auth0's `error` field, e.g. access_denied. */
   auth0Error?: string
   auth0Description?: string
+  /** The start of a non-JSON error body (e.g. a proxy's HTML page), already cleaned of secrets. */
+  bodyExcerpt?: string
   retryAfterMs?: number
+  /** The server's own Retry-After (or reset) text, when it asked for longer than we wait. */
+  retryAfterCapped?: string
   cause?: unknown
 }
 
@@ -22,7 +26,9 @@ export class TokenRequestError extends Error {
   readonly status: number | undefined
   readonly auth0Error: string | undefined
   readonly auth0Description: string | undefined
+  readonly bodyExcerpt: string | undefined
   readonly retryAfterMs: number | undefined
+  readonly retryAfterCapped: string | undefined
 
   constructor (message: string, details: TokenRequestErrorDetails) {
     super(message, details.cause === undefined ? undefined : { cause: details.cause })
@@ -32,7 +38,9 @@ export class TokenRequestError extends Error {
     this.status = details.status
     this.auth0Error = details.auth0Error
     this.auth0Description = details.auth0Description
+    this.bodyExcerpt = details.bodyExcerpt
     this.retryAfterMs = details.retryAfterMs
+    this.retryAfterCapped = details.retryAfterCapped
   }
 }
 
@@ -45,7 +53,8 @@ export class TokenUnavailableError extends Error {
   constructor (message: string, retryAfterSeconds: number) {
     super(message)
     this.name = 'TokenUnavailableError'
-    this.retryAfterSeconds = Math.max(1, Math.ceil(retryAfterSeconds))
+    // A whole number of seconds a client can act on, whatever arithmetic produced it.
+    this.retryAfterSeconds = Number.isFinite(retryAfterSeconds) ? Math.min(3600, Math.max(1, Math.ceil(retryAfterSeconds))) : 60
   }
 }
 

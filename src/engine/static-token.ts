@@ -1,5 +1,6 @@
 import { TokenUnavailableError } from './errors.js'
 import {
+  isoTime,
   systemClock,
   systemTimers,
   type Clock,
@@ -25,20 +26,25 @@ export interface StaticTokenOptions {
 }
 
 /**
- * The `exp` claim of a JWT, in epoch ms, or undefined when the token is not a
- * JWT (opaque or encrypted) or carries no usable `exp`. Not verified: we only
- * need to know when to stop serving it.
+ * The `exp` claim of a JWT, in seconds as written, or undefined when the
+ * token is not a JWT (opaque or encrypted) or carries no numeric `exp`. Not
+ * verified: we only need to know when to stop serving it.
  */
-export function jwtExpiryMs (token: string): number | undefined {
+export function jwtExp (token: string): number | undefined {
   const parts = token.split('.')
   if (parts.length !== 3) return undefined
   try {
     const payload: unknown = JSON.parse(Buffer.from(parts[1]!, 'base64url').toString('utf8'))
     const exp = (payload as { exp?: unknown } | null)?.exp
-    return typeof exp === 'number' && Number.isFinite(exp) ? exp * 1000 : undefined
+    return typeof exp === 'number' ? exp : undefined
   } catch {
     return undefined
   }
+}
+
+/** A JWT `exp` (seconds) as epoch ms, or undefined when no Date can hold it. */
+export function expiryMs (exp: number): number | undefined {
+  return isoTime(exp * 1000) === null ? undefined : exp * 1000
 }
 
 /** Static mode: serves TOOLBRIDGE_JWT_TOKEN as it is, honouring a JWT's expiry. */
@@ -52,12 +58,16 @@ export class StaticToken implements TokenSource {
   #timer: unknown
   #warned = false
 
+  /** Throws a RangeError for an `exp` no Date can hold; configuration checks that first. */
   constructor (opts: StaticTokenOptions) {
-    const expiresAt = jwtExpiryMs(opts.token) ?? null
+    const exp = jwtExp(opts.token)
+    const expiresAt = exp === undefined ? null : expiryMs(exp) ?? null
+    if (exp !== undefined && expiresAt === null) throw new RangeError('the static token\'s exp claim is out of range')
     this.#token = {
       accessToken: opts.token,
       expiresAt,
-      expiresAtIso: expiresAt === null ? null : new Date(expiresAt).toISOString()
+      expiresAtIso: expiresAt === null ? null : isoTime(expiresAt),
+      deadline: null
     }
     this.#log = opts.logger
     this.#warnBeforeMs = opts.warnBeforeMs
@@ -93,6 +103,11 @@ export class StaticToken implements TokenSource {
     return this.token()
   }
 
+  stop (): void {
+    if (this.#timer !== undefined) this.#timers.clearTimeout(this.#timer)
+    this.#timer = undefined
+  }
+
   health (): HealthSnapshot {
     const token = this.current()
     const { expiresAt, expiresAtIso } = this.#token
@@ -108,8 +123,7 @@ export class StaticToken implements TokenSource {
   }
 
   async close (): Promise<void> {
-    if (this.#timer !== undefined) this.#timers.clearTimeout(this.#timer)
-    this.#timer = undefined
+    this.stop()
   }
 
   /** Logs once as expiry nears and once when it passes; wakes in capped steps for far-off expiries. */

@@ -1,10 +1,21 @@
+import { createHash } from 'node:crypto'
 import { asTokenRequestError, TokenUnavailableError, type TokenRequestError } from './errors.js'
-import { backoffDelayMs, MAX_TIMER_MS, refreshDelayMs } from './schedule.js'
 import {
+  backoffDelayMs,
+  CLOCK_POLICY,
+  forcedSpacingMs,
+  MAX_TIMER_MS,
+  REFRESH_POLICY,
+  refreshDelayMs,
+  UPSTREAM_BOUNDS
+} from './schedule.js'
+import {
+  isoTime,
   systemClock,
   systemTimers,
   type Clock,
   type EngineLogger,
+  type ForcedRefusal,
   type HealthSnapshot,
   type LastRefresh,
   type RefreshObserver,
@@ -17,8 +28,6 @@ import {
 
 /** A token with less than this left is treated as expired: the caller could not use it in time. */
 export const MIN_REMAINING_MS = 1_000
-/** POST /token/refresh hands back a token this young instead of fetching again. */
-export const FORCED_REFRESH_MIN_AGE_MS = 10_000
 /** Warn this long before the held token expires when no refresh has succeeded since it was fetched. */
 export const EXPIRY_WARNING_MS = 60_000
 
@@ -36,14 +45,17 @@ export interface TokenManagerOptions {
 
 interface HeldToken extends ServedToken {
   readonly expiresAt: number
+  readonly deadline: number
+  /** Monotonic ms at which the request that obtained it was sent. */
   readonly obtainedAt: number
-  readonly lifetimeMs: number
+  sha256?: string
 }
 
 /**
  * Auto-refresh mode: owns the current token, refreshes it on a timer ahead
  * of expiry, retries failures with backoff, and never runs two upstream
- * requests at once.
+ * requests at once. Deadlines and timers run on monotonic time; a token is
+ * served only while wall time agrees it has not expired.
  */
 export class TokenManager implements TokenSource {
   readonly mode = 'auto-refresh' as const
@@ -60,14 +72,21 @@ export class TokenManager implements TokenSource {
   #token: HeldToken | undefined
   #inflight: Promise<void> | undefined
   #timer: unknown
+  #clockCheck: unknown
   #expiryWarning: unknown
   #warnedFor: HeldToken | undefined
-  /** Until then the upstream asked us (Retry-After) not to call again. */
+  /** Monotonic ms until which the upstream asked us (Retry-After) not to call again. */
   #holdUntil = 0
+  /** Monotonic ms of the next scheduled attempt. */
   #nextAttemptAt: number | undefined
   #nextTrigger: RefreshTrigger = 'timer'
   #failures = 0
   #last: LastRefresh | null = null
+  /** Wall minus monotonic time at the last clock check; a change is a wall-clock step. */
+  #offset: number
+  /** Forced fetches since the last timer refresh succeeded, and when the latest started. */
+  #forcedStreak = 0
+  #lastForcedAt = -Infinity
 
   constructor (opts: TokenManagerOptions) {
     this.#transport = opts.transport
@@ -78,6 +97,7 @@ export class TokenManager implements TokenSource {
     this.#clock = opts.clock ?? systemClock
     this.#timers = opts.timers ?? systemTimers
     this.#random = opts.random ?? Math.random
+    this.#offset = this.#clock.now() - this.#clock.monotonic()
   }
 
   start (): void {
@@ -86,12 +106,18 @@ export class TokenManager implements TokenSource {
       ...this.#describe,
       refresh_buffer_seconds: this.#bufferMs / 1000
     }, 'Auth0 token manager initialized')
+    // Requests notice a step too (current()); this catches one while nobody asks.
+    this.#clockCheck = this.#timers.setInterval(() => this.#checkClock(), CLOCK_POLICY.checkIntervalMs)
     void this.#refresh('startup')
   }
 
   current (): ServedToken | undefined {
     const token = this.#token
-    if (token !== undefined && token.expiresAt - this.#clock.now() >= MIN_REMAINING_MS) return token
+    if (token === undefined) return undefined
+    const now = this.#clock.now()
+    const mono = this.#clock.monotonic()
+    if (Math.abs(now - mono - this.#offset) > CLOCK_POLICY.jumpThresholdMs) this.#checkClock()
+    if (token.deadline - mono >= MIN_REMAINING_MS && token.expiresAt - now >= MIN_REMAINING_MS) return token
     return undefined
   }
 
@@ -103,48 +129,68 @@ export class TokenManager implements TokenSource {
     return this.current() ?? this.#unavailable()
   }
 
-  async forceRefresh (): Promise<ServedToken> {
+  async forceRefresh (rejectedSha256?: string): Promise<ServedToken> {
     const held = this.current()
-    if (held !== undefined && this.#clock.now() - this.#token!.obtainedAt < FORCED_REFRESH_MIN_AGE_MS) {
-      return held
+    if (held !== undefined && rejectedSha256 !== undefined && rejectedSha256.toLowerCase() !== this.#sha256(this.#token!)) {
+      return this.#refused('not_current', held)
+    }
+    if (this.#inflight !== undefined) {
+      await this.#inflight
+      return this.token()
     }
     // During backoff the upstream asked us to wait (or is failing): a client's 401 is no reason to hammer it.
-    const backingOff = this.#failures > 0 && this.#nextAttemptAt !== undefined && this.#nextAttemptAt > this.#clock.now()
-    if (!backingOff || this.#inflight !== undefined) await this.#refresh('forced')
+    if (this.#backingOff()) return held === undefined ? this.token() : this.#refused('backoff', held)
+    if (held !== undefined) {
+      const mono = this.#clock.monotonic()
+      const since = Math.max(this.#token!.obtainedAt, this.#lastForcedAt)
+      if (mono - since < forcedSpacingMs(this.#forcedStreak)) return this.#refused('too_soon', held)
+      this.#forcedStreak++
+      this.#lastForcedAt = mono
+    }
+    await this.#refresh('forced')
     return this.token()
   }
 
   /**
-   * Fetches at once whatever the token's age, e.g. to prove a rotated client
-   * secret; still never sooner than a Retry-After allows. Resolves either way:
-   * a failure keeps the current token and schedules a retry.
+   * Fetches at once whatever the token's age or the forced-refresh spacing,
+   * to prove a rotated client secret; still never sooner than a Retry-After
+   * allows. A fetch already in flight carries the old secret, so another one
+   * follows it. Resolves either way: a failure keeps the current token and
+   * schedules a retry.
    */
   async refreshNow (): Promise<void> {
-    if (this.#holdUntil > this.#clock.now()) return
+    if (this.#inflight !== undefined) await this.#inflight
+    if (this.#holdUntil > this.#clock.monotonic()) return
     await this.#refresh('forced')
   }
 
   health (): HealthSnapshot {
-    const now = this.#clock.now()
     const held = this.current()
-    const nextRefreshAt = this.#nextAttemptAt === undefined ? null : new Date(this.#nextAttemptAt).toISOString()
+    const nextRefreshAt = this.#nextAttemptAt === undefined ? null : this.#wallTime(this.#nextAttemptAt)
     if (held === undefined) {
       return { status: 'unavailable', mode: this.mode, token: null, last_refresh: this.#last, next_refresh_at: nextRefreshAt }
     }
     return {
       status: this.#last?.result === 'failure' ? 'degraded' : 'ok',
       mode: this.mode,
-      token: { expires_at: held.expiresAtIso, expires_in: Math.floor((this.#token!.expiresAt - now) / 1000) },
+      token: { expires_at: held.expiresAtIso, expires_in: Math.floor(this.#remainingMs(this.#token!) / 1000) },
       last_refresh: this.#last,
       next_refresh_at: nextRefreshAt
     }
   }
 
-  /** Stops the timer, aborts an in-flight request, then releases the transport, in that order. */
-  async close (): Promise<void> {
+  /** Stops the timers and aborts an in-flight request: its waiters are answered at once. */
+  stop (): void {
     this.#clearTimer()
     this.#clearExpiryWarning()
+    if (this.#clockCheck !== undefined) this.#timers.clearInterval(this.#clockCheck)
+    this.#clockCheck = undefined
     this.#closing.abort()
+  }
+
+  /** Stops, then releases the transport, in that order. */
+  async close (): Promise<void> {
+    this.stop()
     await this.#transport.close?.()
   }
 
@@ -161,19 +207,22 @@ export class TokenManager implements TokenSource {
   async #attempt (trigger: RefreshTrigger): Promise<void> {
     const attempt = this.#failures + 1
     // Expiry counts from when we asked, not when the answer arrived: the conservative side.
-    const startedAt = this.#clock.now()
+    const startedAt = this.#clock.monotonic()
     try {
       const fetched = await this.#transport.fetchToken(this.#closing.signal)
       if (this.#closing.signal.aborted) return
-      this.#observer?.attempt({ trigger, result: 'success', durationMs: this.#clock.now() - startedAt, lifetimeSeconds: fetched.expiresInSeconds })
+      const elapsed = this.#clock.monotonic() - startedAt
+      this.#observer?.attempt({ trigger, result: 'success', durationMs: elapsed, lifetimeSeconds: fetched.expiresInSeconds })
       this.#clearExpiryWarning()
       this.#holdUntil = 0
       const lifetimeMs = fetched.expiresInSeconds * 1000
-      const expiresAt = startedAt + lifetimeMs
-      const expiresAtIso = new Date(expiresAt).toISOString()
-      this.#token = { accessToken: fetched.accessToken, expiresAt, expiresAtIso, obtainedAt: startedAt, lifetimeMs }
+      // Wall expiry from the wall clock as it reads now, so a step during the request does not skew it.
+      const expiresAt = this.#clock.now() - elapsed + lifetimeMs
+      const expiresAtIso = isoTime(expiresAt)
+      this.#token = { accessToken: fetched.accessToken, expiresAt, expiresAtIso, deadline: startedAt + lifetimeMs, obtainedAt: startedAt }
       this.#failures = 0
-      this.#last = { at: new Date(this.#clock.now()).toISOString(), trigger, result: 'success', attempt }
+      if (trigger === 'timer') this.#forcedStreak = 0
+      this.#last = { at: this.#wallTime(this.#clock.monotonic())!, trigger, result: 'success', attempt }
       this.#log.info({
         event: 'token_refreshed',
         trigger,
@@ -181,11 +230,19 @@ export class TokenManager implements TokenSource {
         expires_at: expiresAtIso,
         expires_in: fetched.expiresInSeconds
       }, 'Auth0 token refreshed')
-      this.#schedule(refreshDelayMs(lifetimeMs, this.#bufferMs, this.#random), 'timer')
+      const { maxScheduledLifetimeMs } = REFRESH_POLICY
+      if (lifetimeMs > maxScheduledLifetimeMs) {
+        this.#log.warn({
+          event: 'token_lifetime_capped',
+          expires_in: fetched.expiresInSeconds,
+          scheduled_lifetime_seconds: maxScheduledLifetimeMs / 1000
+        }, 'the token endpoint granted a lifetime beyond Auth0\'s 30-day maximum: serving the token, refreshing it as if it lived 30 days')
+      }
+      this.#schedule(refreshDelayMs(Math.min(lifetimeMs, maxScheduledLifetimeMs), this.#bufferMs, this.#random), 'timer')
     } catch (err) {
       if (this.#closing.signal.aborted) return
       const failure = asTokenRequestError(err)
-      this.#observer?.attempt({ trigger, result: failure.kind, durationMs: this.#clock.now() - startedAt })
+      this.#observer?.attempt({ trigger, result: failure.kind, durationMs: this.#clock.monotonic() - startedAt })
       this.#onFailure(failure, trigger, attempt)
     }
   }
@@ -194,9 +251,17 @@ export class TokenManager implements TokenSource {
     this.#failures = attempt
     const configError = err.kind === 'config_error'
     const retryInMs = backoffDelayMs(attempt, this.#random, err.retryAfterMs, configError)
-    this.#holdUntil = err.retryAfterMs === undefined ? 0 : this.#clock.now() + err.retryAfterMs
+    const mono = this.#clock.monotonic()
+    this.#holdUntil = err.retryAfterMs === undefined ? 0 : mono + Math.min(err.retryAfterMs, UPSTREAM_BOUNDS.maxRetryAfterMs)
+    if (err.retryAfterCapped !== undefined) {
+      this.#log.warn({
+        event: 'retry_after_capped',
+        retry_after: err.retryAfterCapped,
+        retry_in_ms: retryInMs
+      }, `the token endpoint asked us to wait ${err.retryAfterCapped}; waiting at most an hour instead`)
+    }
     this.#last = {
-      at: new Date(this.#clock.now()).toISOString(),
+      at: this.#wallTime(mono)!,
       trigger,
       result: 'failure',
       attempt,
@@ -213,6 +278,7 @@ export class TokenManager implements TokenSource {
       status: err.status,
       error: err.auth0Error,
       error_description: err.auth0Description,
+      body_excerpt: err.bodyExcerpt,
       retry_in_ms: retryInMs,
       token_expires_at: this.current()?.expiresAtIso ?? null
     }
@@ -225,15 +291,60 @@ export class TokenManager implements TokenSource {
     this.#watchExpiry()
   }
 
+  /**
+   * Compares wall and monotonic time. A step beyond the threshold is logged,
+   * and a new token fetched unless the upstream asked us to wait or a backoff
+   * runs: after a step neither the old expires_at nor a suspended timer can be
+   * trusted.
+   */
+  #checkClock (): void {
+    const offset = this.#clock.now() - this.#clock.monotonic()
+    const stepMs = offset - this.#offset
+    this.#offset = offset
+    if (Math.abs(stepMs) <= CLOCK_POLICY.jumpThresholdMs || this.#closing.signal.aborted) return
+    const waiting = this.#backingOff() || this.#holdUntil > this.#clock.monotonic()
+    this.#log.warn({
+      event: 'clock_jump',
+      step_ms: Math.round(stepMs),
+      direction: stepMs > 0 ? 'forward' : 'backward',
+      action: waiting ? 'wait_for_scheduled_retry' : 'refresh'
+    }, `the wall clock stepped ${stepMs > 0 ? 'forward' : 'back'} by ${Math.round(Math.abs(stepMs) / 1000)} s`)
+    if (!waiting) void this.#refresh('clock_jump')
+  }
+
+  #backingOff (): boolean {
+    return this.#failures > 0 && this.#nextAttemptAt !== undefined && this.#nextAttemptAt > this.#clock.monotonic()
+  }
+
+  #refused (reason: ForcedRefusal, held: ServedToken): ServedToken {
+    this.#observer?.forcedRefused?.(reason)
+    return held
+  }
+
+  #sha256 (token: HeldToken): string {
+    token.sha256 ??= createHash('sha256').update(token.accessToken).digest('hex')
+    return token.sha256
+  }
+
+  #remainingMs (token: HeldToken): number {
+    return Math.min(token.deadline - this.#clock.monotonic(), token.expiresAt - this.#clock.now())
+  }
+
+  /** The wall time at a monotonic instant, as ISO text. */
+  #wallTime (mono: number): string | null {
+    return isoTime(this.#clock.now() + (mono - this.#clock.monotonic()))
+  }
+
   /** While refreshes fail, warn once as the held token comes within a minute of expiry. */
   #watchExpiry (): void {
     const token = this.#token
     if (token === undefined || this.#expiryWarning !== undefined || this.#warnedFor === token) return
-    const warnInMs = token.expiresAt - EXPIRY_WARNING_MS - this.#clock.now()
+    const warnInMs = this.#remainingMs(token) - EXPIRY_WARNING_MS
     this.#expiryWarning = this.#timers.setTimeout(() => {
       this.#expiryWarning = undefined
-      if (token.expiresAt <= this.#clock.now()) return
-      if (token.expiresAt - EXPIRY_WARNING_MS > this.#clock.now()) {
+      const remaining = this.#remainingMs(token)
+      if (remaining <= 0) return
+      if (remaining > EXPIRY_WARNING_MS) {
         this.#watchExpiry()
         return
       }
@@ -241,9 +352,9 @@ export class TokenManager implements TokenSource {
       this.#log.warn({
         event: 'token_expiring',
         expires_at: token.expiresAtIso,
-        expires_in: Math.max(0, Math.floor((token.expiresAt - this.#clock.now()) / 1000)),
+        expires_in: Math.floor(remaining / 1000),
         attempt: this.#failures,
-        retry_in_ms: this.#nextAttemptAt === undefined ? null : Math.max(0, this.#nextAttemptAt - this.#clock.now())
+        retry_in_ms: this.#nextAttemptAt === undefined ? null : Math.max(0, this.#nextAttemptAt - this.#clock.monotonic())
       }, 'the held token expires within a minute and no refresh has succeeded')
     }, Math.max(0, Math.min(warnInMs, MAX_TIMER_MS)))
   }
@@ -255,17 +366,17 @@ export class TokenManager implements TokenSource {
 
   #schedule (delayMs: number, trigger: RefreshTrigger): void {
     this.#clearTimer()
-    this.#nextAttemptAt = this.#clock.now() + delayMs
+    this.#nextAttemptAt = this.#clock.monotonic() + delayMs
     this.#nextTrigger = trigger
     this.#arm()
   }
 
   /** Re-arms in steps of at most MAX_TIMER_MS so 30-day lifetimes schedule correctly. */
   #arm (): void {
-    const remaining = this.#nextAttemptAt! - this.#clock.now()
+    const remaining = this.#nextAttemptAt! - this.#clock.monotonic()
     this.#timer = this.#timers.setTimeout(() => {
       this.#timer = undefined
-      if (this.#nextAttemptAt! > this.#clock.now()) this.#arm()
+      if (this.#nextAttemptAt! > this.#clock.monotonic()) this.#arm()
       else void this.#refresh(this.#nextTrigger)
     }, Math.max(0, Math.min(remaining, MAX_TIMER_MS)))
   }
@@ -276,8 +387,9 @@ export class TokenManager implements TokenSource {
   }
 
   #unavailable (): never {
-    const now = this.#clock.now()
-    const waitMs = this.#nextAttemptAt !== undefined && this.#nextAttemptAt > now ? this.#nextAttemptAt - now : 1000
+    if (this.#closing.signal.aborted) throw new TokenUnavailableError('the sidecar is shutting down', 1)
+    // Unknown (nothing scheduled yet) or due now: a client may ask again in a second.
+    const waitMs = Math.max(1000, (this.#nextAttemptAt ?? 0) - this.#clock.monotonic())
     const reason = this.#last?.result === 'failure'
       ? `the latest token refresh failed (${String(this.#last.error)}); next attempt in ${Math.ceil(waitMs / 1000)} s`
       : 'no token has been obtained yet'

@@ -1,14 +1,23 @@
 import type { FailureKind } from './errors.js'
 
-/** Milliseconds since the epoch; injected so tests control time without sleeping. */
+/**
+ * Two readings of time, injected so tests control both without sleeping.
+ * Wall time can step (NTP, a VM restore, resume from suspend); monotonic time
+ * cannot, but it does not count a suspend either. Lifetimes are kept on both.
+ */
 export interface Clock {
+  /** Wall time, ms since the epoch: for expires_at, timestamps and logs. */
   now(): number
+  /** Monotonic ms from an arbitrary origin: for elapsed time, deadlines and timers. */
+  monotonic(): number
 }
 
-/** The subset of the timer API the engine uses; tests swap in a fake that advances with the clock. */
+/** The subset of the timer API the engine uses; timers run on monotonic time. */
 export interface Timers {
   setTimeout(fn: () => void, ms: number): unknown
   clearTimeout(handle: unknown): void
+  setInterval(fn: () => void, ms: number): unknown
+  clearInterval(handle: unknown): void
 }
 
 /** Structural subset of pino's logger, so the engine never imports pino. */
@@ -36,6 +45,8 @@ export interface ServedToken {
   /** Epoch ms, or null for a static token with no known expiry. */
   readonly expiresAt: number | null
   readonly expiresAtIso: string | null
+  /** Monotonic ms at which it expires, or null when only wall time (a JWT's exp) or nothing is known. */
+  readonly deadline: number | null
 }
 
 export type Mode = 'auto-refresh' | 'static'
@@ -58,7 +69,7 @@ export interface HealthSnapshot {
   next_refresh_at: string | null
 }
 
-export type RefreshTrigger = 'startup' | 'timer' | 'forced' | 'retry'
+export type RefreshTrigger = 'startup' | 'timer' | 'forced' | 'retry' | 'clock_jump'
 
 export interface RefreshAttempt {
   trigger: RefreshTrigger
@@ -68,9 +79,13 @@ export interface RefreshAttempt {
   lifetimeSeconds?: number
 }
 
+/** Why POST /token/refresh answered with the held token instead of fetching. */
+export type ForcedRefusal = 'too_soon' | 'not_current' | 'backoff'
+
 /** Told about every upstream attempt, e.g. by the metrics. */
 export interface RefreshObserver {
   attempt(event: RefreshAttempt): void
+  forcedRefused?(reason: ForcedRefusal): void
 }
 
 /** What the HTTP layer needs from either mode. */
@@ -81,20 +96,51 @@ export interface TokenSource {
   current(): ServedToken | undefined
   /** A servable token, waiting for an in-flight fetch; rejects with TokenUnavailableError. */
   token(): Promise<ServedToken>
-  /** A token newer than the one a client saw rejected, where policy allows a fetch. */
-  forceRefresh(): Promise<ServedToken>
+  /**
+   * A token newer than the one a client saw rejected, where policy allows a
+   * fetch. `rejectedSha256` is the hex SHA-256 of the rejected token: when it
+   * is not the held token's, the client simply had an older one.
+   */
+  forceRefresh(rejectedSha256?: string): Promise<ServedToken>
   health(): HealthSnapshot
+  /** Stops timers and aborts an in-flight fetch, so waiters are answered at once (shutdown). */
+  stop(): void
   close(): Promise<void>
 }
 
-export const systemClock: Clock = { now: () => Date.now() }
+export const systemClock: Clock = { now: () => Date.now(), monotonic: () => performance.now() }
 
+// unref: a pending refresh or clock check must never keep a closing process alive.
 export const systemTimers: Timers = {
   setTimeout (fn, ms) {
-    // unref: a pending refresh must never keep a closing process alive.
     return setTimeout(fn, ms).unref()
   },
   clearTimeout (handle) {
     clearTimeout(handle as NodeJS.Timeout)
+  },
+  setInterval (fn, ms) {
+    return setInterval(fn, ms).unref()
+  },
+  clearInterval (handle) {
+    clearInterval(handle as NodeJS.Timeout)
   }
+}
+
+/**
+ * Milliseconds a served token has left: the smaller of what wall time and
+ * monotonic time say, null when it has no known expiry.
+ */
+export function remainingMs (token: ServedToken, clock: Clock): number | null {
+  const { expiresAt, deadline } = token
+  if (expiresAt === null) return null
+  const wall = expiresAt - clock.now()
+  return deadline === null ? wall : Math.min(wall, deadline - clock.monotonic())
+}
+
+/** Largest epoch ms a Date can hold. */
+const MAX_DATE_MS = 8.64e15
+
+/** ISO form of an epoch-ms time, or null when no Date can hold it (never throws). */
+export function isoTime (ms: number): string | null {
+  return Number.isFinite(ms) && Math.abs(ms) <= MAX_DATE_MS ? new Date(ms).toISOString() : null
 }

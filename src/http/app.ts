@@ -1,6 +1,7 @@
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify'
 import type { Logger } from 'pino'
 import { systemClock, type Clock, type TokenSource } from '../engine/types.js'
+import { clientErrorHandler } from './client-error.js'
 import { errorHandler, notFound } from './errors.js'
 import { healthRoutes } from './routes/health.js'
 import { tokenRoutes } from './routes/token.js'
@@ -15,7 +16,23 @@ export interface AppOptions {
   logger: Logger
   metrics?: SidecarMetrics
   clock?: Clock
+  /** New connections past this many are refused; established ones keep working. */
+  maxConnections?: number
 }
+
+/** Bounds on what one client can hold; documented in the README under "Server limits". */
+export const SERVER_LIMITS = Object.freeze({
+  /** Until the request headers are in. */
+  headersTimeoutMs: 10_000,
+  /** Until the whole request is in. */
+  requestTimeoutMs: 10_000,
+  /** How often Node checks the two above: a slow client is closed within their value plus this. */
+  connectionsCheckingIntervalMs: 1_000,
+  /** Longer than common client keep-alive expiries, so a client never reuses a socket we just closed. */
+  keepAliveTimeoutMs: 65_000,
+  maxConnections: 1024,
+  bodyLimitBytes: 4096
+})
 
 /** Builds the sidecar's HTTP app without listening; closing it closes the token source. */
 export function buildApp (opts: AppOptions): FastifyInstance {
@@ -29,11 +46,16 @@ export function buildApp (opts: AppOptions): FastifyInstance {
     ...(accessLogs ? {} : { childLoggerFactory: (logger: FastifyBaseLogger) => logger }),
     // Answer every request that arrives while closing; connections close after their response.
     return503OnClosing: false,
-    // Longer than common client keep-alive expiries, so a client never reuses a socket we just closed.
-    keepAliveTimeout: 65_000,
-    requestTimeout: 30_000,
-    bodyLimit: 4096
+    keepAliveTimeout: SERVER_LIMITS.keepAliveTimeoutMs,
+    requestTimeout: SERVER_LIMITS.requestTimeoutMs,
+    http: {
+      headersTimeout: SERVER_LIMITS.headersTimeoutMs,
+      connectionsCheckingInterval: SERVER_LIMITS.connectionsCheckingIntervalMs
+    },
+    bodyLimit: SERVER_LIMITS.bodyLimitBytes,
+    clientErrorHandler
   })
+  app.server.maxConnections = opts.maxConnections ?? SERVER_LIMITS.maxConnections
 
   app.setErrorHandler(errorHandler)
   app.setNotFoundHandler(notFound)
@@ -46,6 +68,20 @@ export function buildApp (opts: AppOptions): FastifyInstance {
   })
   app.register(healthRoutes, { source: opts.source })
   if (opts.metrics !== undefined) app.register(metricsRoutes, { metrics: opts.metrics })
-  app.addHook('onClose', () => opts.source.close())
+  // Before the server waits for in-flight requests: a request waiting on a hanging
+  // token fetch is answered 503 at once instead of holding shutdown up.
+  // Node closes idle keep-alive sockets once, when closing starts; a socket whose
+  // request was answered after that would hold the process until its keep-alive
+  // timeout, so idle ones are reaped until the server is closed.
+  let reaper: NodeJS.Timeout | undefined
+  app.addHook('preClose', (done) => {
+    opts.source.stop()
+    reaper = setInterval(() => app.server.closeIdleConnections(), 50).unref()
+    done()
+  })
+  app.addHook('onClose', async () => {
+    clearInterval(reaper)
+    await opts.source.close()
+  })
   return app
 }

@@ -16,7 +16,8 @@ export function requireSecret (secret: SidecarSecret) {
       return
     }
     const reason = presented === undefined ? 'missing_credentials' : 'wrong_secret'
-    const now = Date.now()
+    // Monotonic: a wall-clock step must not silence (or unleash) these lines.
+    const now = performance.now()
     if (now - lastLoggedAt >= REJECTION_LOG_INTERVAL_MS) {
       request.log.warn({ event: 'auth_rejected', reqId: request.id, reason, remote_address: request.ip, url: request.routeOptions.url, suppressed }, 'rejected a token request without the right sidecar secret')
       lastLoggedAt = now

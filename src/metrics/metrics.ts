@@ -1,5 +1,5 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client'
-import type { RefreshAttempt, RefreshObserver, ServedToken } from '../engine/types.js'
+import { remainingMs, systemClock, type Clock, type ForcedRefusal, type RefreshAttempt, type RefreshObserver, type ServedToken } from '../engine/types.js'
 import type { Quota, RateLimitInfo } from '../upstream/rate-limit.js'
 
 export interface SidecarMetrics extends RefreshObserver {
@@ -14,7 +14,7 @@ export interface SidecarMetrics extends RefreshObserver {
  * many apps in one process). Token state is read at scrape time, so the hot
  * path only pays for one counter increment.
  */
-export function createMetrics (currentToken: () => ServedToken | undefined, now: () => number = Date.now): SidecarMetrics {
+export function createMetrics (currentToken: () => ServedToken | undefined, clock: Clock = systemClock): SidecarMetrics {
   const registry = new Registry()
   collectDefaultMetrics({ register: registry })
 
@@ -42,7 +42,8 @@ export function createMetrics (currentToken: () => ServedToken | undefined, now:
     registers: [registry],
     collect () {
       const token = currentToken()
-      this.set(token?.expiresAt == null ? Number.NaN : Math.max(0, (token.expiresAt - now()) / 1000))
+      const left = token === undefined ? null : remainingMs(token, clock)
+      this.set(left === null ? Number.NaN : Math.max(0, left / 1000))
     }
   })
   new Gauge({
@@ -60,6 +61,12 @@ export function createMetrics (currentToken: () => ServedToken | undefined, now:
     registers: [registry]
   })
   const servedOk = responses.labels('/token', '200')
+  const forcedRefused = new Counter({
+    name: 'tokensidecar_forced_refresh_refused_total',
+    help: 'POST /token/refresh calls answered with the held token instead of a new fetch, by reason: too_soon (forced-refresh spacing), not_current (the client reported an older token), backoff (a retry or Retry-After wait runs).',
+    labelNames: ['reason'] as const,
+    registers: [registry]
+  })
   const rateLimitGauge = (name: string, help: string) => new Gauge({ name, help, registers: [registry] })
   const rateLimitLimit = rateLimitGauge('tokensidecar_auth0_ratelimit_limit', 'Auth0 x-ratelimit-limit on the last token response.')
   const rateLimitRemaining = rateLimitGauge('tokensidecar_auth0_ratelimit_remaining', 'Auth0 x-ratelimit-remaining on the last token response.')
@@ -83,6 +90,9 @@ export function createMetrics (currentToken: () => ServedToken | undefined, now:
       attempts.inc({ result: event.result, trigger: event.trigger })
       duration.observe({ result: event.result }, event.durationMs / 1000)
       if (event.lifetimeSeconds !== undefined) lifetime.set(event.lifetimeSeconds)
+    },
+    forcedRefused (reason: ForcedRefusal): void {
+      forcedRefused.inc({ reason })
     },
     response (route: string, statusCode: number): void {
       if (statusCode === 200 && route === '/token') servedOk.inc()

@@ -1,13 +1,21 @@
 import { Pool, type Dispatcher } from 'undici'
 import { TokenRequestError } from '../engine/errors.js'
+import { UPSTREAM_BOUNDS } from '../engine/schedule.js'
 import type { FetchedToken, TokenTransport } from '../engine/types.js'
 import { parseRateLimit, type RateLimitInfo } from './rate-limit.js'
-import { retryAfterMs } from './retry-after.js'
+import { retryAfter } from './retry-after.js'
 
 /** A token answer is a few KiB; anything far larger is not Auth0 talking. */
 export const MAX_RESPONSE_BYTES = 64 * 1024
 /** Longest upstream error description we pass on to logs. */
 const MAX_DESCRIPTION_CHARS = 300
+/** Longest excerpt of a non-JSON error body (a proxy's HTML page) we pass on to logs. */
+const MAX_EXCERPT_CHARS = 200
+/** RFC 6750 §2.1 b64token: what a bearer token may contain, so it can travel in an Authorization header. */
+const B64TOKEN = /^[A-Za-z0-9\-._~+/]+=*$/
+
+/** Cleans upstream text for a log line: no configured secret, no control characters, at most `maxChars`. */
+export type Scrub = (text: string, maxChars: number) => string
 
 export interface Auth0TransportOptions {
   tokenUrl: URL
@@ -20,6 +28,8 @@ export interface Auth0TransportOptions {
   dispatcher?: Dispatcher
   /** Called with Auth0's rate-limit and quota headers on every answer, success or error. */
   onRateLimit?: (info: RateLimitInfo) => void
+  /** Applied to every piece of upstream text that may reach a log; by default only capped. */
+  scrub?: Scrub
 }
 
 interface Auth0Answer {
@@ -40,8 +50,10 @@ export class Auth0Transport implements TokenTransport {
   readonly #dispatcher: Dispatcher
   readonly #ownsDispatcher: boolean
   readonly #onRateLimit: ((info: RateLimitInfo) => void) | undefined
+  readonly #scrub: Scrub
 
   constructor (opts: Auth0TransportOptions) {
+    this.#scrub = opts.scrub ?? ((text, maxChars) => text.slice(0, maxChars))
     this.#url = opts.tokenUrl
     this.#clientId = opts.clientId
     this.#audience = opts.audience
@@ -117,7 +129,7 @@ export class Auth0Transport implements TokenTransport {
       if (parsed !== null && typeof parsed === 'object') body = parsed as Auth0Answer
     } catch {}
 
-    if (status !== 200) throw httpError(status, headers, body, this.#url.host)
+    if (status !== 200) throw this.#httpError(status, headers, body, text)
 
     if (body === undefined) {
       throw new TokenRequestError('token endpoint answered 200 with a body that is not a JSON object', {
@@ -128,42 +140,48 @@ export class Auth0Transport implements TokenTransport {
     if (typeof accessToken !== 'string' || accessToken.length === 0) {
       throw invalid('access_token is missing or empty', status)
     }
+    if (!B64TOKEN.test(accessToken)) {
+      throw invalid('access_token has characters a bearer token cannot carry (RFC 6750 b64token)', status)
+    }
     if (typeof tokenType !== 'string' || tokenType.toLowerCase() !== 'bearer') {
       throw invalid('token_type is not Bearer', status)
     }
-    if (typeof expiresIn !== 'number' || !Number.isFinite(expiresIn) || expiresIn <= 0) {
-      throw invalid('expires_in is not a positive number', status)
+    if (typeof expiresIn !== 'number' || !Number.isFinite(expiresIn)) {
+      throw invalid('expires_in is not a finite number', status)
     }
-    return { accessToken, expiresInSeconds: expiresIn }
+    const { minExpiresInSeconds: min, maxExpiresInSeconds: max } = UPSTREAM_BOUNDS
+    if (expiresIn < min || expiresIn > max) {
+      throw invalid(`expires_in ${expiresIn} is outside ${min} s to ${max} s (10 years)`, status)
+    }
+    return { accessToken, expiresInSeconds: Math.floor(expiresIn) }
+  }
+
+  #httpError (status: number, headers: Dispatcher.ResponseData['headers'], body: Auth0Answer | undefined, text: string): TokenRequestError {
+    const auth0Error = typeof body?.error === 'string' ? this.#scrub(body.error, 64) : undefined
+    const auth0Description = typeof body?.error_description === 'string'
+      ? this.#scrub(body.error_description, MAX_DESCRIPTION_CHARS)
+      : undefined
+    const excerpt = body === undefined && text.trim() !== '' ? this.#scrub(text, MAX_EXCERPT_CHARS) : undefined
+    // 401/403 (access_denied, unauthorized_client, invalid_client) and 400 do not heal by retrying.
+    const configError = status === 400 || status === 401 || status === 403
+    const detail = auth0Error === undefined ? '' : ` ${auth0Error}`
+    const wait = status === 429 || status === 503 ? retryAfter(headers, status, Date.now()) : undefined
+    return new TokenRequestError(`${this.#url.host} answered ${status}${detail}`, {
+      kind: configError ? 'config_error' : 'http_error',
+      code: `HTTP_${status}`,
+      status,
+      ...(auth0Error === undefined ? {} : { auth0Error }),
+      ...(auth0Description === undefined ? {} : { auth0Description }),
+      ...(excerpt === undefined ? {} : { bodyExcerpt: excerpt }),
+      ...(wait === undefined ? {} : { retryAfterMs: wait.ms }),
+      ...(wait?.capped === undefined ? {} : { retryAfterCapped: wait.capped })
+    })
   }
 }
 
 function invalid (what: string, status: number): TokenRequestError {
   return new TokenRequestError(`token endpoint answer rejected: ${what}`, {
     kind: 'invalid_response', code: 'INVALID_TOKEN_RESPONSE', status
-  })
-}
-
-function httpError (
-  status: number,
-  headers: Dispatcher.ResponseData['headers'],
-  body: Auth0Answer | undefined,
-  host: string
-): TokenRequestError {
-  const auth0Error = typeof body?.error === 'string' ? body.error.slice(0, 64) : undefined
-  const auth0Description = typeof body?.error_description === 'string'
-    ? body.error_description.slice(0, MAX_DESCRIPTION_CHARS)
-    : undefined
-  // 401/403 (access_denied, unauthorized_client, invalid_client) and 400 do not heal by retrying.
-  const configError = status === 400 || status === 401 || status === 403
-  const detail = auth0Error === undefined ? '' : ` ${auth0Error}`
-  return new TokenRequestError(`${host} answered ${status}${detail}`, {
-    kind: configError ? 'config_error' : 'http_error',
-    code: `HTTP_${status}`,
-    status,
-    ...(auth0Error === undefined ? {} : { auth0Error }),
-    ...(auth0Description === undefined ? {} : { auth0Description }),
-    ...(status === 429 || status === 503 ? { retryAfterMs: retryAfterMs(headers, status, Date.now()) } : {})
   })
 }
 

@@ -1,5 +1,5 @@
 import t, { type Test } from 'tap'
-import { jwtExpiryMs, StaticToken } from '../../src/engine/static-token.js'
+import { expiryMs, jwtExp, StaticToken } from '../../src/engine/static-token.js'
 import { FakeClock } from '../fixtures/fake-clock.js'
 import { MemoryLogger } from '../fixtures/memory-logger.js'
 
@@ -16,19 +16,28 @@ function setup (t: Test, token: string) {
 }
 
 t.test('reads exp from a JWT and nothing from anything else', async (t) => {
-  t.equal(jwtExpiryMs(jwt({ exp: 1_800_000_000 })), 1_800_000_000_000)
-  t.equal(jwtExpiryMs(jwt({ sub: 'x' })), undefined, 'no exp')
-  t.equal(jwtExpiryMs(jwt({ exp: '1800000000' })), undefined, 'exp not a number')
-  t.equal(jwtExpiryMs(jwt(null)), undefined, 'payload null')
-  t.equal(jwtExpiryMs('opaque-token'), undefined)
-  t.equal(jwtExpiryMs('a.b.c.d.e'), undefined, 'JWE has five parts')
-  t.equal(jwtExpiryMs('a.!!!.c'), undefined, 'payload not JSON')
+  t.equal(jwtExp(jwt({ exp: 1_800_000_000 })), 1_800_000_000)
+  t.equal(jwtExp(jwt({ sub: 'x' })), undefined, 'no exp')
+  t.equal(jwtExp(jwt({ exp: '1800000000' })), undefined, 'exp not a number')
+  t.equal(jwtExp(jwt(null)), undefined, 'payload null')
+  t.equal(jwtExp('opaque-token'), undefined)
+  t.equal(jwtExp('a.b.c.d.e'), undefined, 'JWE has five parts')
+  t.equal(jwtExp('a.!!!.c'), undefined, 'payload not JSON')
+  t.equal(jwtExp(`${b64({})}.${Buffer.from('{"exp":1e400}').toString('base64url')}.x`), Infinity, 'JSON can spell infinity')
+})
+
+t.test('an exp no Date can hold is out of range, never a throw later', async (t) => {
+  t.equal(expiryMs(1_800_000_000), 1_800_000_000_000)
+  t.equal(expiryMs(1e15), undefined)
+  t.equal(expiryMs(-1e15), undefined)
+  t.equal(expiryMs(Infinity), undefined)
+  t.throws(() => new StaticToken({ token: jwt({ exp: 1e15 }), logger: new MemoryLogger(), warnBeforeMs: 0 }), RangeError)
 })
 
 t.test('an opaque token is served as is, with no expiry', async (t) => {
   const { logger, source } = setup(t, 'opaque-static-token')
   source.start()
-  t.same(await source.token(), { accessToken: 'opaque-static-token', expiresAt: null, expiresAtIso: null })
+  t.same(await source.token(), { accessToken: 'opaque-static-token', expiresAt: null, expiresAtIso: null, deadline: null })
   t.same(await source.forceRefresh(), await source.token())
   t.same(source.health(), { status: 'ok', mode: 'static', token: { expires_at: null, expires_in: null }, last_refresh: null, next_refresh_at: null })
   t.match(logger.events('static_token_deprecated'), [{ level: 'warn', msg: /deprecated/ }])

@@ -1,29 +1,13 @@
-import t, { type Test } from 'tap'
+import t from 'tap'
 import { TokenUnavailableError } from '../../src/engine/errors.js'
 import { MAX_TIMER_MS } from '../../src/engine/schedule.js'
 import { TokenManager } from '../../src/engine/token-manager.js'
 import { FakeClock, flush } from '../fixtures/fake-clock.js'
 import { FakeTransport } from '../fixtures/fake-transport.js'
 import { MemoryLogger } from '../fixtures/memory-logger.js'
+import { engine, S } from '../fixtures/engine.js'
 
-const S = 1000
-
-function setup (t: Test, opts: { bufferMs?: number, random?: () => number } = {}) {
-  const clock = new FakeClock()
-  const transport = new FakeTransport()
-  const logger = new MemoryLogger()
-  const manager = new TokenManager({
-    transport,
-    logger,
-    refreshBufferMs: opts.bufferMs ?? 300 * S,
-    describe: { domain: 'tenant.example.com', audience: 'https://api.example', client_id: 'cid' },
-    clock,
-    timers: clock,
-    random: opts.random ?? (() => 0)
-  })
-  t.teardown(() => manager.close())
-  return { clock, transport, logger, manager }
-}
+const setup = engine
 
 t.test('fetches eagerly at start-up and logs the contract messages', async (t) => {
   const { transport, logger, manager } = setup(t)
@@ -374,4 +358,67 @@ t.test('refreshNow fetches whatever the token\'s age, but not during a Retry-Aft
   t.equal(transport.open, 1, 'and after a success refreshNow works again')
   transport.succeed(3600)
   await again
+})
+
+t.test('a lifetime beyond 30 days is served, refreshed as if it were 30 days, with a warning', async (t) => {
+  const { clock, transport, logger, manager } = setup(t)
+  manager.start()
+  transport.succeed(365 * 86400)
+  await flush()
+  t.match(logger.events('token_lifetime_capped'), [{ level: 'warn', expires_in: 365 * 86400, scheduled_lifetime_seconds: 2_592_000 }])
+  t.equal(manager.health().token?.expires_in, 365 * 86400, 'the real lifetime is reported')
+  await clock.advance(2_592_000 * S - 300 * S)
+  t.equal(transport.open, 1, 'refreshed a buffer before 30 days')
+  transport.succeed(3600)
+  await flush()
+  t.equal(logger.events('token_lifetime_capped').length, 1, 'a normal lifetime is not warned about')
+})
+
+t.test('a capped Retry-After is waited for an hour and named in a warning', async (t) => {
+  const { clock, transport, logger, manager } = setup(t)
+  manager.start()
+  transport.fail({ status: 429, retryAfterMs: 3_600_000, retryAfterCapped: 'Retry-After: 99999999999999999999', bodyExcerpt: '<html>slow down</html>' })
+  await flush()
+  t.match(logger.events('retry_after_capped'), [{ level: 'warn', retry_after: 'Retry-After: 99999999999999999999', retry_in_ms: 3_600_000 }])
+  t.match(logger.events('token_refresh_failed'), [{ body_excerpt: '<html>slow down</html>' }])
+  t.match(manager.health(), { status: 'unavailable', next_refresh_at: new Date(clock.now() + 3_600_000).toISOString() })
+  await t.rejects(manager.token(), { code: 'TOKEN_UNAVAILABLE', retryAfterSeconds: 3600 })
+})
+
+t.test('the engine caps an uncapped Retry-After too, and a 503\'s Retry-After is a sane whole number', async (t) => {
+  const { clock, transport, manager } = setup(t)
+  manager.start()
+  transport.fail({ status: 429, retryAfterMs: 1e23 })
+  await flush()
+  t.same(clock.pendingDelays(), [3_600_000])
+  t.doesNotThrow(() => manager.health())
+  await t.rejects(manager.token(), { code: 'TOKEN_UNAVAILABLE', retryAfterSeconds: 3600 })
+  t.equal(new TokenUnavailableError('x', Number.NaN).retryAfterSeconds, 60)
+  t.equal(new TokenUnavailableError('x', 1e30).retryAfterSeconds, 3600)
+  t.equal(new TokenUnavailableError('x', 0.2).retryAfterSeconds, 1)
+})
+
+t.test('an answer that arrives after close is dropped, even from a transport that ignores the abort', async (t) => {
+  const clock = new FakeClock()
+  let answer: ((token: { accessToken: string, expiresInSeconds: number }) => void) | undefined
+  const logger = new MemoryLogger()
+  const manager = new TokenManager({
+    transport: { fetchToken: () => new Promise((resolve) => { answer = resolve }) },
+    logger,
+    refreshBufferMs: 300 * S,
+    clock,
+    timers: clock
+  })
+  manager.start()
+  await manager.close()
+  answer!({ accessToken: 'late', expiresInSeconds: 3600 })
+  await flush()
+  t.equal(manager.current(), undefined)
+  t.equal(logger.events('token_refreshed').length, 0)
+  await t.rejects(manager.token(), { message: 'the sidecar is shutting down' })
+})
+
+t.test('asked before start: no token yet, ask again in a second', async (t) => {
+  const { manager } = setup(t)
+  await t.rejects(manager.token(), { code: 'TOKEN_UNAVAILABLE', message: 'no token has been obtained yet', retryAfterSeconds: 1 })
 })

@@ -131,7 +131,7 @@ t.test('POST /token/refresh forces a new token once the current one is 10 s old'
   t.equal(transport.open, 0)
 
   await clock.advance(10_000)
-  const forced = Array.from({ length: 3 }, () => app.inject({ method: 'POST', url: '/token/refresh', headers: { ...auth, 'content-type': 'application/json' }, payload: '{not json' }))
+  const forced = Array.from({ length: 3 }, () => app.inject({ method: 'POST', url: '/token/refresh', headers: { ...auth, 'content-type': 'application/json' }, payload: '{"unknown":"fields are ignored"}' }))
   await settle(() => transport.open > 0)
   for (let i = 0; i < 20; i++) await flush()
   t.equal(transport.open, 1, 'concurrent refresh calls share one upstream request')
@@ -209,6 +209,7 @@ t.test('unexpected errors are a generic 500 without internals', async (t) => {
     token () { return Promise.reject(new Error('internal detail: db password')) },
     forceRefresh () { return Promise.reject(Object.assign(new Error('conflict'), { statusCode: 409 })) },
     health () { throw new Error('x') },
+    stop () {},
     async close () {}
   }
   const captured = captureLogger()

@@ -110,3 +110,35 @@ t.test('malformed JSON and HTML bodies are failed attempts, never served', async
     t.match((await app.inject({ url: '/healthz' })).json(), { last_refresh: { error_kind: 'invalid_response' } })
   }
 })
+
+t.test('Retry-After: 99999999999999999999 — /healthz still answers (503, not 500) and /token says an hour', async (t) => {
+  const { app, clock, auth0, lines } = await setup(t, { kind: 'status', status: 429, body: { error: 'too_many_requests' }, headers: { 'retry-after': '99999999999999999999' } })
+  const health = await app.inject({ url: '/healthz' })
+  t.equal(health.statusCode, 503)
+  t.match(health.json(), { status: 'unavailable', next_refresh_at: String })
+  const token = await app.inject({ url: '/token', headers: auth })
+  t.equal(token.statusCode, 503)
+  t.equal(token.headers['retry-after'], '3600', 'a sane whole number of seconds')
+  t.match(lines().find((l) => l.event === 'retry_after_capped'), { level: 'warn', retry_after: 'Retry-After: 99999999999999999999' })
+  await clock.advance(3_600_000 - 1)
+  t.equal(auth0.tokenRequests(), 1, 'no request for an hour')
+})
+
+for (const expiresIn of [0.001, 1e13]) {
+  t.test(`expires_in ${expiresIn}: an invalid response with backoff, never a fetch loop or a success`, async (t) => {
+    const { app, clock, auth0, lines } = await setup(t, ...Array.from({ length: 100 }, () => ({ kind: 'token' as const, expiresIn })))
+    // Five seconds of the engine's time, timers firing as they come.
+    for (let i = 0; i < 50; i++) {
+      await clock.advance(100)
+      await new Promise((resolve) => setTimeout(resolve, 2))
+    }
+    // The test's random() is 0, so each retry waits the 100 ms backoff floor; today's
+    // real jitter waits longer. The old code took 0.001 s as a lifetime: ~2,000 requests.
+    t.ok(auth0.tokenRequests() <= 51, `${auth0.tokenRequests()} requests in 5 s`)
+    const failed = lines().filter((l) => l.event === 'token_refresh_failed')
+    t.ok(failed.length >= 1)
+    t.match(failed[0], { error_kind: 'invalid_response', msg: /expires_in .* is outside/ })
+    t.equal(lines().filter((l) => l.event === 'token_refreshed').length, 0, 'never counted as a success')
+    t.equal((await app.inject({ url: '/healthz' })).statusCode, 503)
+  })
+}

@@ -2,8 +2,10 @@ import { createServer } from 'node:net'
 import t, { type Test } from 'tap'
 import { TokenRequestError } from '../../src/engine/errors.js'
 import { Auth0Transport, MAX_RESPONSE_BYTES } from '../../src/upstream/auth0-transport.js'
-import { retryAfterMs } from '../../src/upstream/retry-after.js'
+import { retryAfter } from '../../src/upstream/retry-after.js'
 import { FakeAuth0 } from '../fixtures/fake-auth0.js'
+import { registerSecret } from '../fixtures/suite-log.js'
+import { SecretScrubber } from '../../src/secret-scrubber.js'
 
 async function setup (t: Test, timeoutMs = 2000) {
   const auth0 = await FakeAuth0.start()
@@ -170,12 +172,107 @@ t.test('aborting (shutdown) ends the request', async (t) => {
 
 t.test('Retry-After parsing', async (t) => {
   const now = Date.UTC(2026, 0, 1)
-  t.equal(retryAfterMs({ 'retry-after': '120' }, 503, now), 120_000)
-  t.equal(retryAfterMs({ 'retry-after': new Date(now + 90_000).toUTCString() }, 503, now), 90_000)
-  t.equal(retryAfterMs({ 'retry-after': new Date(now - 90_000).toUTCString() }, 503, now), 0, 'a date in the past')
-  t.equal(retryAfterMs({ 'retry-after': 'soon' }, 503, now), undefined)
-  t.equal(retryAfterMs({ 'retry-after': 'soon', 'x-ratelimit-reset': String(now / 1000 + 9) }, 429, now), 9000)
-  t.equal(retryAfterMs({ 'x-ratelimit-reset': String(now / 1000 + 9) }, 503, now), undefined, 'reset only counts on 429')
-  t.equal(retryAfterMs({}, 429, now), undefined)
-  t.equal(retryAfterMs({ 'retry-after': ['3', '9'] }, 503, now), 3000, 'a repeated header: the first counts')
+  const ms = (headers: Record<string, string | string[]>, status: number): number | undefined => retryAfter(headers, status, now)?.ms
+  t.equal(ms({ 'retry-after': '120' }, 503), 120_000)
+  t.equal(ms({ 'retry-after': new Date(now + 90_000).toUTCString() }, 503), 90_000)
+  t.equal(ms({ 'retry-after': new Date(now - 90_000).toUTCString() }, 503), 0, 'a date in the past')
+  t.equal(ms({ 'retry-after': 'soon' }, 503), undefined)
+  t.equal(ms({ 'retry-after': 'soon', 'x-ratelimit-reset': String(now / 1000 + 9) }, 429), 9000)
+  t.equal(ms({ 'x-ratelimit-reset': String(now / 1000 + 9) }, 503), undefined, 'reset only counts on 429')
+  t.equal(ms({}, 429), undefined)
+  t.equal(ms({ 'retry-after': ['3', '9'] }, 503), 3000, 'a repeated header: the first counts')
+})
+
+t.test('Retry-After and x-ratelimit-reset are capped at an hour, naming what was sent', async (t) => {
+  const now = Date.UTC(2026, 0, 1)
+  t.same(retryAfter({ 'retry-after': '3600' }, 429, now), { ms: 3_600_000 }, 'an hour exactly is believed')
+  t.same(retryAfter({ 'retry-after': '3601' }, 429, now), { ms: 3_600_000, capped: 'Retry-After: 3601' })
+  t.same(retryAfter({ 'retry-after': '99999999999999999999' }, 429, now), { ms: 3_600_000, capped: 'Retry-After: 99999999999999999999' })
+  t.same(retryAfter({ 'retry-after': 'Fri, 31 Dec 9999 23:59:59 GMT' }, 503, now), { ms: 3_600_000, capped: 'Retry-After: Fri, 31 Dec 9999 23:59:59 GMT' })
+  t.same(retryAfter({ 'x-ratelimit-reset': '99999999999999999999' }, 429, now), { ms: 3_600_000, capped: 'x-ratelimit-reset: 99999999999999999999' })
+  t.equal(retryAfter({ 'retry-after': '9'.repeat(200) }, 429, now)?.capped?.length, 64, 'the raw value is shortened')
+})
+
+t.test('a 429 asking for a day is waited out for an hour', async (t) => {
+  const { auth0, transport } = await setup(t)
+  auth0.enqueue({ kind: 'status', status: 429, body: { error: 'too_many_requests', error_description: 'Client quota exceeded' }, headers: { 'retry-after': '86400' } })
+  t.match(await failure(transport.fetchToken(never)), { status: 429, retryAfterMs: 3_600_000, retryAfterCapped: 'Retry-After: 86400' })
+})
+
+t.test('expires_in outside 5 s to 10 years is an invalid response; a fraction in range is floored', async (t) => {
+  const { auth0, transport } = await setup(t)
+  for (const expiresIn of [0.001, 4.999, 1e13, 315_360_001, Number.MAX_VALUE]) {
+    auth0.enqueue({ kind: 'token', expiresIn })
+    t.match(await failure(transport.fetchToken(never)), { kind: 'invalid_response', message: /expires_in .* is outside 5 s to 315360000 s/ }, `expires_in ${expiresIn}`)
+  }
+  auth0.enqueue({ kind: 'status', status: 200, body: '{"access_token":"abc","token_type":"Bearer","expires_in":1e400}' })
+  t.match(await failure(transport.fetchToken(never)), { kind: 'invalid_response', message: /not a finite number/ }, 'JSON 1e400 is Infinity')
+  for (const [expiresIn, floored] of [[5, 5], [5.9, 5], [3600.5, 3600], [315_360_000, 315_360_000]]) {
+    auth0.enqueue({ kind: 'token', expiresIn })
+    t.equal((await transport.fetchToken(never)).expiresInSeconds, floored, `expires_in ${expiresIn!}`)
+  }
+})
+
+t.test('an access_token a bearer header cannot carry is an invalid response', async (t) => {
+  const { auth0, transport } = await setup(t)
+  for (const accessToken of ['abc\r\nx-injected: 1', 'abc def', 'abc\n', 'ab"c', 'abc,def', 'tøken', '=abc', 'abc=d']) {
+    auth0.enqueue({ kind: 'token', accessToken })
+    t.match(await failure(transport.fetchToken(never)), { kind: 'invalid_response', message: /b64token/ }, JSON.stringify(accessToken))
+  }
+  for (const accessToken of ['eyJ.a-b_c.d~e+f/g', 'abc==', 'A']) {
+    auth0.enqueue({ kind: 'token', accessToken })
+    t.equal((await transport.fetchToken(never)).accessToken, accessToken)
+  }
+})
+
+t.test('upstream text is cleaned of configured secrets and capped before it can reach a log', async (t) => {
+  const auth0 = await FakeAuth0.start({ clientSecret: 'sec/ret+with spaces&"quotes"-0123456789' })
+  const scrubber = new SecretScrubber()
+  scrubber.add(auth0.clientSecret)
+  scrubber.add('the-sidecar-secret-0123456789abcdef')
+  registerSecret('the-sidecar-secret-0123456789abcdef')
+  const transport = new Auth0Transport({
+    tokenUrl: new URL(auth0.tokenUrl),
+    clientId: auth0.clientId,
+    clientSecret: auth0.clientSecret,
+    audience: auth0.audience,
+    timeoutMs: 2000,
+    scrub: (text, max) => scrubber.scrub(text, max)
+  })
+  t.teardown(async () => {
+    await transport.close()
+    await auth0.close()
+  })
+  // An endpoint that echoes the request, as some proxies and debug servers do.
+  const echo = (): string => auth0.requests.at(-1)!.rawBody
+  auth0.enqueue({ kind: 'status', status: 400, body: { error: 'invalid_request', error_description: 'placeholder' } })
+  await failure(transport.fetchToken(never))
+  const raw = echo()
+  auth0.enqueue(
+    { kind: 'status', status: 400, body: { error: `bad ${auth0.clientSecret}`, error_description: `you sent ${raw} with the-sidecar-secret-0123456789abcdef` } },
+    { kind: 'status', status: 502, body: `<html><body>\n<pre>${raw}</pre>\n${auth0.clientSecret}\r\n${'x'.repeat(500)}</body></html>`, contentType: 'text/html' }
+  )
+  const described = await failure(transport.fetchToken(never))
+  const html = await failure(transport.fetchToken(never))
+  const text = JSON.stringify([described, described.auth0Error, described.auth0Description, html.bodyExcerpt])
+  t.notOk(text.includes(auth0.clientSecret), 'no client secret')
+  t.notOk(text.includes(encodeURIComponent(auth0.clientSecret)), 'not URL-encoded either')
+  t.notOk(text.includes(new URLSearchParams({ s: auth0.clientSecret }).toString().slice(2)), 'nor form-encoded')
+  t.notOk(text.includes('the-sidecar-secret-0123456789abcdef'), 'no sidecar secret')
+  t.match(described.auth0Description, /\[redacted\]/)
+  t.match(html.bodyExcerpt, /^<html><body> <pre>/, 'control characters flattened')
+  t.ok(html.bodyExcerpt!.length <= 201, 'capped')
+})
+
+t.test('the scrubber knows every form a secret takes in an echo', async (t) => {
+  const scrubber = new SecretScrubber()
+  const secret = 'a+b/c d="e"'
+  scrubber.add(secret)
+  scrubber.add(undefined)
+  scrubber.add('')
+  for (const form of [secret, encodeURIComponent(secret), 'a%2Bb%2Fc+d%3D%22e%22', JSON.stringify(secret).slice(1, -1), Buffer.from(secret).toString('base64'), Buffer.from(secret).toString('base64url')]) {
+    t.equal(scrubber.scrub(`x ${form} y`, 100), 'x [redacted] y', form)
+  }
+  t.equal(scrubber.scrub('line\r\nbreak\u2028and\ttab', 100), 'line break and tab')
+  t.equal(scrubber.scrub('abcdef', 3), 'abc…')
 })

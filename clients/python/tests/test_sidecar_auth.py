@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import hashlib
 import os
 import re
 import secrets
@@ -125,6 +126,12 @@ class Sidecar:
         match = re.search(r'^tokensidecar_token_responses_total\{route="/token/refresh",code="200"\} (\S+)$', metrics, re.M)
         return float(match.group(1)) if match else 0.0
 
+    def refused(self, reason: str) -> float:
+        with httpx.Client() as client:
+            metrics = client.get(self.url + "/metrics").text
+        match = re.search(rf'^tokensidecar_forced_refresh_refused_total\{{reason="{reason}"\}} (\S+)$', metrics, re.M)
+        return float(match.group(1)) if match else 0.0
+
     def stop(self) -> None:
         self.process.terminate()
         self.process.wait(10)
@@ -205,6 +212,46 @@ class SidecarAuthTests(unittest.TestCase):
         self.assertEqual(response.status_code, 200)
         self.assertEqual(len(Api.seen), 2, "one retry")
         self.assertEqual(self.sidecar.refresh_calls() - before, 1, "POST /token/refresh was called once")
+
+    def test_refresh_names_the_rejected_token_by_its_sha256(self) -> None:
+        client = sa.SidecarClient(self.sidecar.url, SIDECAR_SECRET)
+        self.addCleanup(client.close)
+        before = self.sidecar.refused("not_current")
+        current = client.token()
+        self.assertEqual(client.refresh("an-older-token-the-api-rejected"), current)
+        self.assertEqual(self.sidecar.refused("not_current") - before, 1, "the sidecar saw a hash that is not its token's")
+        self.assertEqual(sa._refresh_body("abc"), {"rejected_token_sha256": hashlib.sha256(b"abc").hexdigest()})
+        self.assertIsNone(sa._refresh_body(None))
+
+    def test_the_auth_flows_pass_the_rejected_token(self) -> None:
+        Api.reject = 1
+        auth = sa.SidecarAuth(self.sidecar.url, SIDECAR_SECRET)
+        self.addCleanup(auth.client.close)
+        seen: list[str | None] = []
+        refresh = auth.client.refresh
+        auth.client.refresh = lambda rejected=None: (seen.append(rejected), refresh(rejected))[1]  # type: ignore[method-assign]
+        with httpx.Client(auth=auth) as client:
+            client.get(self.api_url)
+        self.assertEqual(seen, [Auth0StandIn.issued[0]])
+
+        async def call() -> None:
+            Api.reject = 1
+            aseen: list[str | None] = []
+            arefresh = auth.client.arefresh
+
+            async def recording(rejected: str | None = None) -> str:
+                aseen.append(rejected)
+                return await arefresh(rejected)
+
+            auth.client.arefresh = recording  # type: ignore[method-assign]
+            async with httpx.AsyncClient(auth=auth) as client:
+                await client.get(self.api_url)
+            await auth.client.aclose()
+            self.assertEqual(aseen, [Auth0StandIn.issued[0]])
+
+        import asyncio
+
+        asyncio.run(call())
 
     def test_no_second_retry(self) -> None:
         before = self.sidecar.refresh_calls()

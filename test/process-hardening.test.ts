@@ -1,0 +1,68 @@
+import { fileURLToPath } from 'node:url'
+import t from 'tap'
+import { request } from 'undici'
+import { FakeAuth0 } from './fixtures/fake-auth0.js'
+import { spawnSidecar, stopOnTeardown } from './fixtures/spawn-sidecar.js'
+import { registerSecret } from './fixtures/suite-log.js'
+
+const SECRET = 'process-hardening-secret-0123456789abcdef'
+registerSecret(SECRET)
+const STEP_CLOCK = fileURLToPath(new URL('./fixtures/step-clock.mjs', import.meta.url))
+
+async function getToken (port: number) {
+  const res = await request(`http://127.0.0.1:${port}/token`, { headers: { authorization: `Bearer ${SECRET}` } })
+  const body = await res.body.json() as Record<string, unknown>
+  return { status: res.statusCode, body }
+}
+
+for (const [direction, stepMs] of [['forward', 2 * 86_400_000], ['back', -3_600_000]] as const) {
+  t.test(`the real sidecar: wall clock stepped ${direction}, /token serves a new token within seconds`, async (t) => {
+    const auth0 = await FakeAuth0.start()
+    t.teardown(() => auth0.close())
+    const sidecar = spawnSidecar(
+      { ...auth0.sidecarEnv(SECRET), TOOLBRIDGE_SIDECAR_PORT: '0', STEP_CLOCK_MS: String(stepMs) },
+      [],
+      { nodeArgs: [`--import=${STEP_CLOCK}`] }
+    )
+    stopOnTeardown(t, sidecar)
+    const port = (await sidecar.listening)!
+    await sidecar.waitFor((l) => l.event === 'token_refreshed')
+    const before = await getToken(port)
+    t.equal(before.status, 200)
+
+    const steppedAt = Date.now()
+    sidecar.child.kill('SIGWINCH')
+    const jump = await sidecar.waitFor((l) => l.event === 'clock_jump', 5000)
+    t.match(jump, { level: 'warn', direction: direction === 'forward' ? 'forward' : 'backward', action: 'refresh' })
+    t.ok(Math.abs(Number(jump.step_ms) - stepMs) < 1000, `step of ${String(jump.step_ms)} ms logged`)
+    await sidecar.waitFor((l) => l.event === 'token_refreshed' && l.trigger === 'clock_jump', 5000)
+    const after = await getToken(port)
+    t.equal(after.status, 200, '/token answers 200')
+    t.not(after.body.access_token, before.body.access_token, 'with a new token')
+    t.ok(Number(after.body.expires_in) >= 86398 && Number(after.body.expires_in) <= 86400, `whose lifetime agrees with both clocks (${String(after.body.expires_in)} s)`)
+    t.ok(Date.now() - steppedAt < 5000, `${Date.now() - steppedAt} ms after the step`)
+    t.equal(auth0.tokenRequests(), 2, 'one fetch for the step, no more')
+  })
+}
+
+t.test('SIGTERM while a request waits on a hanging token endpoint: 503 at once, exit 0', async (t) => {
+  const auth0 = await FakeAuth0.start()
+  t.teardown(() => auth0.close())
+  auth0.enqueue({ kind: 'hang' })
+  const sidecar = spawnSidecar({ ...auth0.sidecarEnv(SECRET), TOOLBRIDGE_SIDECAR_PORT: '0', TOOLBRIDGE_AUTH0_TIMEOUT_SECONDS: '60' })
+  stopOnTeardown(t, sidecar)
+  const port = (await sidecar.listening)!
+  const waiting = getToken(port)
+  // Let the request reach the handler and wait on the fetch.
+  await new Promise((resolve) => setTimeout(resolve, 300))
+  const sentAt = Date.now()
+  sidecar.child.kill('SIGTERM')
+  const answer = await waiting
+  const answeredIn = Date.now() - sentAt
+  t.equal(answer.status, 503)
+  t.match(answer.body, { error: 'token_unavailable', error_description: 'the sidecar is shutting down' })
+  t.ok(answeredIn < 1000, `answered ${answeredIn} ms after SIGTERM`)
+  const exit = await sidecar.exited
+  t.equal(exit.code, 0, 'a clean exit')
+  t.ok(Date.now() - sentAt < 2000, 'well inside the shutdown budget')
+})
