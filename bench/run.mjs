@@ -1,21 +1,28 @@
-// npm run bench: GET /token against a bare Fastify route, the single-flight
-// burst, and a million-request memory run. Prints figures; asserts nothing.
+// npm run bench: CPU per GET /token against a bare Fastify route in paired
+// rounds at a fixed offered rate, start-up time, the single-flight burst, the
+// secret comparison, and a million-request memory run. Prints figures; asserts nothing.
 //
-//   node bench/run.mjs [--rounds 5] [--duration 5] [--connections 10]
-//                      [--burst 1000] [--requests 1000000] [--write docs/benchmarks.md]
-import { spawn } from 'node:child_process'
-import { readFileSync, writeFileSync } from 'node:fs'
+//   node bench/run.mjs [--rounds 7] [--duration 10] [--warmup 2] [--rate 4000] [--connections 10]
+//                      [--starts 5] [--burst 1000] [--requests 1000000] [--write docs/benchmarks.md]
+import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto'
+import { writeFileSync } from 'node:fs'
+import { createServer } from 'node:net'
 import { cpus, totalmem } from 'node:os'
 import { parseArgs } from 'node:util'
 import autocannon from 'autocannon'
 import { Agent, request } from 'undici'
+import { cpuMicros, memory, PINNED, spawnNode } from './proc.mjs'
 import { startStandIn } from './stand-in.mjs'
+import { SidecarSecret } from '../dist/http/sidecar-secret.js'
 
 const { values: args } = parseArgs({
   options: {
-    rounds: { type: 'string', default: '5' },
-    duration: { type: 'string', default: '5' },
+    rounds: { type: 'string', default: '7' },
+    duration: { type: 'string', default: '10' },
+    warmup: { type: 'string', default: '2' },
+    rate: { type: 'string', default: '4000' },
     connections: { type: 'string', default: '10' },
+    starts: { type: 'string', default: '5' },
     burst: { type: 'string', default: '1000' },
     requests: { type: 'string', default: '1000000' },
     write: { type: 'string' }
@@ -23,7 +30,10 @@ const { values: args } = parseArgs({
 })
 const ROUNDS = Number(args.rounds)
 const DURATION = Number(args.duration)
+const WARMUP = Number(args.warmup)
+const RATE = Number(args.rate)
 const CONNECTIONS = Number(args.connections)
+const STARTS = Number(args.starts)
 const BURST = Number(args.burst)
 const REQUESTS = Number(args.requests)
 
@@ -33,23 +43,19 @@ const SECRET = 'bench-sidecar-secret-0123456789abcdef0123456789'
 const CLIENT = { clientId: 'bench-client', clientSecret: 'bench-client-secret' }
 const auth = { authorization: `Bearer ${SECRET}` }
 
-const median = (xs) => {
+/** Linear-interpolated quantile of a list of numbers. */
+const quantile = (xs, q) => {
   const s = [...xs].sort((a, b) => a - b)
-  const m = Math.floor(s.length / 2)
-  return s.length % 2 === 1 ? s[m] : (s[m - 1] + s[m]) / 2
+  const at = (s.length - 1) * q
+  const lo = Math.floor(at)
+  return s[lo] + (s[Math.ceil(at)] - s[lo]) * (at - lo)
 }
+const median = (xs) => quantile(xs, 0.5)
 const mb = (kb) => Math.round(kb / 102.4) / 10
 
-/** VmRSS and VmHWM (peak) of a process, in kB, from /proc. */
-function memory (pid) {
-  const status = readFileSync(`/proc/${pid}/status`, 'utf8')
-  const field = (name) => Number(new RegExp(`^${name}:\\s+(\\d+) kB`, 'm').exec(status)[1])
-  return { rss: field('VmRSS'), peak: field('VmHWM') }
-}
-
-/** Starts a process and resolves once its first stdout line matching `ready` appears. */
+/** Starts a process on the server core; resolves once a stdout line matching `ready` appears. */
 function startProcess (argv, env, ready) {
-  const child = spawn(process.execPath, argv, { env: { PATH: process.env.PATH, ...env }, stdio: ['ignore', 'pipe', 'inherit'] })
+  const child = spawnNode(argv, env, ['ignore', 'pipe', 'inherit'])
   return new Promise((resolve, reject) => {
     let buffered = ''
     child.once('exit', (code) => reject(new Error(`${argv.join(' ')} exited with ${code}`)))
@@ -103,9 +109,17 @@ function load (url, headers, opts) {
   return autocannon({ url, headers, connections: CONNECTIONS, ...opts })
 }
 
-function summary (result) {
+/**
+ * One measured run at the fixed offered rate: server CPU time per answered
+ * request, from /proc before and after, plus throughput and latency.
+ */
+async function measured (pid, url, headers) {
+  const before = cpuMicros(pid)
+  const result = await load(url, headers, { duration: DURATION, overallRate: RATE })
+  const cpu = cpuMicros(pid) - before
   return {
-    rps: result.requests.average,
+    cpuUs: cpu / result.requests.total,
+    rps: result.requests.total / DURATION,
     p50: result.latency.p50,
     p99: result.latency.p99,
     errors: result.errors + result.timeouts,
@@ -113,38 +127,130 @@ function summary (result) {
   }
 }
 
-async function throughput () {
+/**
+ * Paired rounds: in each, the sidecar and the baseline take the same load
+ * one after the other (the order alternates), and the round yields one ratio,
+ * baseline CPU per request ÷ sidecar CPU per request.
+ */
+async function cpuRounds () {
   const standIn = await startStandIn({ ...CLIENT, expiresIn: 86400 })
   const sidecar = await startSidecar(standIn)
   await waitForToken(sidecar.url)
   const sample = await request(`${sidecar.url}/token`, { headers: auth })
   const bytes = Buffer.byteLength(await sample.body.text())
-  const { child: baselineChild, value: baseline } = await startProcess([BASELINE, String(bytes)], {}, (line) => line.startsWith('{') ? JSON.parse(line) : undefined)
-  const baselineUrl = `http://127.0.0.1:${baseline.port}`
+  const { child: baselineChild, value: baseline } = await startProcess([BASELINE, String(bytes)], {}, (line) => line.startsWith('{"baseline":true') ? JSON.parse(line) : undefined)
+  const targets = {
+    sidecar: { pid: sidecar.child.pid, url: `${sidecar.url}/token`, headers: auth },
+    baseline: { pid: baselineChild.pid, url: `http://127.0.0.1:${baseline.port}/token`, headers: {} }
+  }
 
   // Warm both up (JIT, connection pools) before measuring.
-  await load(`${sidecar.url}/token`, auth, { duration: 1 })
-  await load(`${baselineUrl}/token`, {}, { duration: 1 })
+  for (const target of Object.values(targets)) await load(target.url, target.headers, { duration: WARMUP })
 
   const rounds = []
   for (let i = 0; i < ROUNDS; i++) {
-    const side = summary(await load(`${sidecar.url}/token`, auth, { duration: DURATION }))
-    const base = summary(await load(`${baselineUrl}/token`, {}, { duration: DURATION }))
-    rounds.push({ side, base, ratio: side.rps / base.rps })
-    process.stderr.write(`round ${i + 1}/${ROUNDS}: sidecar ${Math.round(side.rps)} req/s, baseline ${Math.round(base.rps)} req/s\n`)
+    const order = i % 2 === 0 ? ['sidecar', 'baseline'] : ['baseline', 'sidecar']
+    const round = {}
+    for (const name of order) round[name] = await measured(targets[name].pid, targets[name].url, targets[name].headers)
+    round.ratio = round.baseline.cpuUs / round.sidecar.cpuUs
+    rounds.push(round)
+    process.stderr.write(`round ${i + 1}/${ROUNDS}: sidecar ${round.sidecar.cpuUs.toFixed(1)} µs, baseline ${round.baseline.cpuUs.toFixed(1)} µs per request, ratio ${round.ratio.toFixed(3)}\n`)
   }
   const peak = memory(sidecar.child.pid).peak
   await stop(sidecar.child)
   await stop(baselineChild)
   await standIn.close()
-  const agg = (pick) => ({
-    rps: median(rounds.map((r) => pick(r).rps)),
-    p50: median(rounds.map((r) => pick(r).p50)),
-    p99: median(rounds.map((r) => pick(r).p99)),
-    errors: rounds.reduce((n, r) => n + pick(r).errors, 0),
-    non2xx: rounds.reduce((n, r) => n + pick(r).non2xx, 0)
+  const agg = (name) => ({
+    cpuUs: median(rounds.map((r) => r[name].cpuUs)),
+    rps: median(rounds.map((r) => r[name].rps)),
+    p50: median(rounds.map((r) => r[name].p50)),
+    p99: median(rounds.map((r) => r[name].p99)),
+    errors: rounds.reduce((n, r) => n + r[name].errors, 0),
+    non2xx: rounds.reduce((n, r) => n + r[name].non2xx, 0)
   })
-  return { bytes, sidecar: agg((r) => r.side), baseline: agg((r) => r.base), ratios: rounds.map((r) => r.ratio), peakKb: peak, upstream: standIn.count() }
+  const ratios = rounds.map((r) => r.ratio)
+  return {
+    bytes,
+    sidecar: agg('sidecar'),
+    baseline: agg('baseline'),
+    ratios,
+    ratio: median(ratios),
+    iqr: [quantile(ratios, 0.25), quantile(ratios, 0.75)],
+    peakKb: peak,
+    upstream: standIn.count()
+  }
+}
+
+async function freePort () {
+  const server = createServer()
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve))
+  const { port } = server.address()
+  await new Promise((resolve) => server.close(resolve))
+  return port
+}
+
+/** Start to first 200 from /healthz, with the loopback stand-in: the process spawn, config, the first token. */
+async function startup () {
+  const standIn = await startStandIn({ ...CLIENT, expiresIn: 86400 })
+  const times = []
+  let idleKb = 0
+  for (let i = 0; i < STARTS; i++) {
+    const port = await freePort()
+    const started = performance.now()
+    const child = spawnNode([CLI], {
+      TOOLBRIDGE_AUTH0_CLIENT_ID: CLIENT.clientId,
+      TOOLBRIDGE_AUTH0_CLIENT_SECRET: CLIENT.clientSecret,
+      TOOLBRIDGE_AUTH0_TOKEN_URL: standIn.tokenUrl,
+      TOOLBRIDGE_SIDECAR_SECRET: SECRET,
+      TOOLBRIDGE_SIDECAR_PORT: String(port)
+    }, ['ignore', 'ignore', 'inherit'])
+    const agent = new Agent({ connectTimeout: 100 })
+    for (;;) {
+      const status = await request(`http://127.0.0.1:${port}/healthz`, { dispatcher: agent, reset: true })
+        .then(async (res) => { await res.body.dump(); return res.statusCode }, () => 0)
+      if (status === 200) break
+      await new Promise((resolve) => setTimeout(resolve, 2))
+    }
+    times.push(performance.now() - started)
+    await agent.close()
+    // Idle: a second after start-up, before any load.
+    if (i === STARTS - 1) {
+      await new Promise((resolve) => setTimeout(resolve, 1000))
+      idleKb = memory(child.pid).rss
+    }
+    await stop(child)
+  }
+  await standIn.close()
+  return { ms: median(times), min: Math.min(...times), max: Math.max(...times), idleKb }
+}
+
+/** ns per comparison of a 64-character secret, for the choice the README documents. */
+function secretCompare () {
+  const secret = randomBytes(32).toString('hex')
+  const wrong = `${secret.slice(0, 63)}x`
+  const key = randomBytes(32)
+  const expectedMac = createHmac('sha256', key).update(secret).digest()
+  const sidecarSecret = new SidecarSecret(secret)
+  const ways = {
+    'loop over the expected length (used)': (presented) => sidecarSecret.matches(presented),
+    'Buffer.from + timingSafeEqual (before)': (presented) => {
+      const candidate = Buffer.from(presented)
+      return candidate.length === expectedMac.length * 2 && timingSafeEqual(candidate, Buffer.from(secret))
+    },
+    'HMAC both sides + timingSafeEqual': (presented) => timingSafeEqual(createHmac('sha256', key).update(presented).digest(), expectedMac)
+  }
+  const rows = []
+  for (const [name, compare] of Object.entries(ways)) {
+    const n = 200_000
+    let ok = 0
+    for (let i = 0; i < n; i++) if (compare(i % 2 === 0 ? secret : wrong)) ok++
+    const started = process.hrtime.bigint()
+    for (let i = 0; i < n; i++) if (compare(i % 2 === 0 ? secret : wrong)) ok++
+    const ns = Number(process.hrtime.bigint() - started) / n
+    if (ok !== n) throw new Error(`${name} compared wrongly`)
+    rows.push({ name, ns })
+  }
+  return rows
 }
 
 /**
@@ -194,22 +300,35 @@ async function soak () {
   return { requests: result.requests.total, errors: result.errors + result.timeouts, non2xx: result.non2xx, before, after, upstream: standIn.count() }
 }
 
-const tp = await throughput()
+const tp = await cpuRounds()
+const st = await startup()
+const sc = secretCompare()
 const bu = await burst()
 const so = await soak()
 
-const ratio = median(tp.ratios)
-const machine = `${cpus().length} × ${cpus()[0].model.trim()}, ${Math.round(totalmem() / 2 ** 30)} GiB, Node.js ${process.version}, ${process.platform}`
-const command = `node bench/run.mjs --rounds ${ROUNDS} --duration ${DURATION} --connections ${CONNECTIONS} --burst ${BURST} --requests ${REQUESTS}`
-const row = (name, s, extra) => `| ${name} | ${Math.round(s.rps)} | ${s.p50} | ${s.p99} | ${s.errors} | ${s.non2xx} | ${extra} |`
-const report = `## GET /token throughput (${ROUNDS} rounds × ${DURATION} s, ${CONNECTIONS} connections, alternating)
+const machine = `${cpus().length} × ${cpus()[0].model.trim()}, ${Math.round(totalmem() / 2 ** 30)} GiB, Node.js ${process.version}, ${process.platform}${PINNED ? '; load generator on core 0, servers on core 1 (taskset)' : '; one core: nothing pinned'}`
+const command = `node bench/run.mjs --rounds ${ROUNDS} --duration ${DURATION} --warmup ${WARMUP} --rate ${RATE} --connections ${CONNECTIONS} --starts ${STARTS} --burst ${BURST} --requests ${REQUESTS}`
+const row = (name, s, extra) => `| ${name} | ${s.cpuUs.toFixed(1)} | ${Math.round(s.rps)} | ${s.p50} | ${s.p99} | ${s.errors} | ${s.non2xx} | ${extra} |`
+const report = `## GET /token: server CPU per request at ${RATE} req/s offered (${ROUNDS} paired rounds × ${DURATION} s, ${CONNECTIONS} connections)
 
-| target | req/s (median) | p50 ms | p99 ms | errors | non-2xx | notes |
-|---|---|---|---|---|---|---|
+| target | CPU µs/request (median) | req/s answered | p50 ms | p99 ms | errors | non-2xx | notes |
+|---|---|---|---|---|---|---|---|
 ${row('sidecar (`GET /token`, info logging)', tp.sidecar, `peak RSS ${mb(tp.peakKb)} MB; ${tp.upstream} upstream token request(s)`)}
-${row('bare Fastify route, same body size', tp.baseline, `${tp.bytes}-byte JSON body, no auth, no logger`)}
+${row('bare Fastify route, same body and headers', tp.baseline, `${tp.bytes}-byte JSON body, \`cache-control: no-store\`, no auth`)}
 
-Throughput ratio sidecar ÷ baseline: **${ratio.toFixed(3)}** (median of per-round ratios: ${tp.ratios.map((r) => r.toFixed(3)).join(', ')})
+CPU ratio baseline ÷ sidecar: **${tp.ratio.toFixed(3)}** (median of paired rounds; interquartile range ${tp.iqr[0].toFixed(3)}–${tp.iqr[1].toFixed(3)}; rounds: ${tp.ratios.map((r) => r.toFixed(3)).join(', ')})
+
+## Start-up
+
+| start to first 200 from /healthz (median of ${STARTS}) | fastest | slowest | idle RSS |
+|---|---|---|---|
+| ${Math.round(st.ms)} ms | ${Math.round(st.min)} ms | ${Math.round(st.max)} ms | ${mb(st.idleKb)} MB |
+
+## Comparing the sidecar secret (64 characters, half right, half wrong in the last character)
+
+| method | ns per comparison |
+|---|---|
+${sc.map((r) => `| ${r.name} | ${Math.round(r.ns)} |`).join('\n')}
 
 ## Single flight under a burst
 
@@ -233,6 +352,14 @@ Written by \`npm run bench -- --write docs/benchmarks.md\` on ${new Date().toISO
 - Machine: ${machine}
 - Command: \`npm run build && ${command}\`
 - The sidecar runs as users run it (\`node dist/cli.js\`, \`LOG_LEVEL\` info) against a loopback Auth0 stand-in; autocannon drives it from the benchmark process.
+
+## Method
+
+- **Headline: server CPU time per request**, not throughput. Throughput at saturation on a 2-core machine, where the load generator shares the cores, measures the load generator as much as the server. Here autocannon offers a **fixed rate** (\`--rate\`, well below saturation) over keep-alive connections; the server's user + system CPU time is read from \`/proc/<pid>/stat\` before and after each run and divided by the requests answered.
+- **Pinned cores.** With two cores or more, the benchmark process (load generator and Auth0 stand-in) runs on core 0 and each server on core 1 (\`taskset\`).
+- **Paired rounds.** In each round the sidecar and the baseline take the same load one after the other (the order alternates between rounds); each round yields one ratio, baseline CPU per request ÷ sidecar CPU per request (1.0 means the sidecar costs what a bare route costs; higher is better). The headline is the median ratio with its interquartile range. Throughput and latency at the fixed rate are secondary columns.
+- **Baseline**: a bare Fastify app (\`bench/baseline.mjs\`) answering a JSON body of the same size with the same response headers (\`content-type\`, \`cache-control: no-store\`), the same Node.js flags and the same logger level (pino at info, request logging off), and no authentication.
+- Start-up is measured from spawning \`node dist/cli.js\` to the first 200 from \`/healthz\` (the first token fetched from the loopback stand-in); idle RSS a second later.
 
 ${report}`)
 }

@@ -8,11 +8,14 @@ const BENCH = fileURLToPath(new URL('../bench/run.mjs', import.meta.url))
 
 // A smoke test only: the figures come from `npm run bench`; nothing here is timed.
 // Only PATH is passed on, so the benchmark's processes stay out of the coverage report.
+t.setTimeout(180_000)
 t.test('the benchmark runs briefly and prints its tables', async (t) => {
-  const { stdout } = await run(process.execPath, [BENCH, '--rounds', '1', '--duration', '1', '--connections', '2', '--burst', '50', '--requests', '2000'], { timeout: 120_000, env: { PATH: process.env.PATH } })
-  t.match(stdout, /\| sidecar \(`GET \/token`, info logging\) \| \d+ \|/)
-  t.match(stdout, /\| bare Fastify route, same body size \| \d+ \|/)
-  t.match(stdout, /Throughput ratio sidecar ÷ baseline: \*\*\d\.\d{3}\*\*/)
+  const { stdout } = await run(process.execPath, [BENCH, '--rounds', '1', '--duration', '1', '--warmup', '0.5', '--rate', '500', '--connections', '2', '--starts', '1', '--burst', '50', '--requests', '2000'], { timeout: 150_000, env: { PATH: process.env.PATH } })
+  t.match(stdout, /\| sidecar \(`GET \/token`, info logging\) \| [\d.]+ \| \d+ \|/)
+  t.match(stdout, /\| bare Fastify route, same body and headers \| [\d.]+ \| \d+ \|/)
+  t.match(stdout, /CPU ratio baseline ÷ sidecar: \*\*\d\.\d{3}\*\* \(median of paired rounds; interquartile range/)
+  t.match(stdout, /\| \d+ ms \| \d+ ms \| \d+ ms \| [\d.]+ MB \|/, 'start-up time and idle RSS')
+  t.match(stdout, /\| loop over the expected length \(used\) \| \d+ \|/)
   t.match(stdout, /\| 50 \| 50 \| 1 \| \d+ ms \|/, 'all 50 answered from one upstream request')
   t.match(stdout, /\| 2000 \| 0 \| 0 \| [\d.]+ MB \| [\d.]+ MB \| [\d.]+ MB \| 1 \|/)
   t.match(stdout, /machine: /)

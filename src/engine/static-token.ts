@@ -7,6 +7,7 @@ import {
   type EngineLogger,
   type HealthSnapshot,
   type ServedToken,
+  type Serving,
   type Timers,
   type TokenSource
 } from './types.js'
@@ -57,6 +58,7 @@ export class StaticToken implements TokenSource {
   readonly #timers: Timers
   #timer: unknown
   #warned = false
+  #serving: Serving | undefined
 
   /** Throws a RangeError for an `exp` no Date can hold; configuration checks that first. */
   constructor (opts: StaticTokenOptions) {
@@ -85,9 +87,16 @@ export class StaticToken implements TokenSource {
   }
 
   current (): ServedToken | undefined {
+    return this.serving()?.token
+  }
+
+  serving (): Serving | undefined {
     const { expiresAt } = this.#token
-    if (expiresAt === null || expiresAt - this.#clock.now() >= MIN_REMAINING_MS) return this.#token
-    return undefined
+    const left = expiresAt === null ? null : expiresAt - this.#clock.now()
+    if (left !== null && left < MIN_REMAINING_MS) return undefined
+    const expiresIn = left === null ? null : Math.floor(left / 1000)
+    if (this.#serving?.expiresIn !== expiresIn) this.#serving = { token: this.#token, expiresIn }
+    return this.#serving
   }
 
   async token (): Promise<ServedToken> {

@@ -21,6 +21,7 @@ import {
   type RefreshObserver,
   type RefreshTrigger,
   type ServedToken,
+  type Serving,
   type Timers,
   type TokenSource,
   type TokenTransport
@@ -70,6 +71,7 @@ export class TokenManager implements TokenSource {
   readonly #closing = new AbortController()
 
   #token: HeldToken | undefined
+  #serving: Serving | undefined
   #inflight: Promise<void> | undefined
   #timer: unknown
   #clockCheck: unknown
@@ -112,13 +114,22 @@ export class TokenManager implements TokenSource {
   }
 
   current (): ServedToken | undefined {
+    return this.serving()?.token
+  }
+
+  serving (): Serving | undefined {
     const token = this.#token
     if (token === undefined) return undefined
     const now = this.#clock.now()
     const mono = this.#clock.monotonic()
     if (Math.abs(now - mono - this.#offset) > CLOCK_POLICY.jumpThresholdMs) this.#checkClock()
-    if (token.deadline - mono >= MIN_REMAINING_MS && token.expiresAt - now >= MIN_REMAINING_MS) return token
-    return undefined
+    const left = Math.min(token.deadline - mono, token.expiresAt - now)
+    if (left < MIN_REMAINING_MS) return undefined
+    const expiresIn = Math.floor(left / 1000)
+    const last = this.#serving
+    if (last !== undefined && last.token === token && last.expiresIn === expiresIn) return last
+    this.#serving = { token, expiresIn }
+    return this.#serving
   }
 
   async token (): Promise<ServedToken> {

@@ -49,6 +49,16 @@ export interface ServedToken {
   readonly deadline: number | null
 }
 
+/**
+ * A servable token and its whole seconds left, from one reading of each
+ * clock. The same object comes back while neither changes, so a caller can
+ * cache what it builds from it (GET /token caches its JSON body).
+ */
+export interface Serving {
+  readonly token: ServedToken
+  readonly expiresIn: number | null
+}
+
 export type Mode = 'auto-refresh' | 'static'
 
 export interface LastRefresh {
@@ -94,6 +104,8 @@ export interface TokenSource {
   start(): void
   /** A servable token right now, without waiting; undefined when none is held. */
   current(): ServedToken | undefined
+  /** current() with its whole seconds left: the hot path of GET /token. */
+  serving(): Serving | undefined
   /** A servable token, waiting for an in-flight fetch; rejects with TokenUnavailableError. */
   token(): Promise<ServedToken>
   /**

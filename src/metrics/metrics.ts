@@ -4,6 +4,8 @@ import type { Quota, RateLimitInfo } from '../upstream/rate-limit.js'
 
 export interface SidecarMetrics extends RefreshObserver {
   readonly registry: Registry
+  /** Counts one 200 of GET /token: the hot path, a plain increment. */
+  tokenServed(): void
   /** Counts one answer of GET /token or POST /token/refresh. */
   response(route: string, statusCode: number): void
   rateLimit(info: RateLimitInfo): void
@@ -54,13 +56,23 @@ export function createMetrics (currentToken: () => ServedToken | undefined, cloc
       this.set(currentToken() === undefined ? 0 : 1)
     }
   })
-  const responses = new Counter({
+  // Plain numbers on the request path; prom-client reads them at scrape time.
+  const answered = new Map<string, { route: string, code: string, count: number, reported: number }>()
+  const servedOk = { route: '/token', code: '200', count: 0, reported: 0 }
+  answered.set('/token 200', servedOk)
+  new Counter({
     name: 'tokensidecar_token_responses_total',
     help: 'Answers of the token endpoints, by route and HTTP status code.',
     labelNames: ['route', 'code'] as const,
-    registers: [registry]
+    registers: [registry],
+    collect () {
+      for (const entry of answered.values()) {
+        if (entry.count === entry.reported && entry !== servedOk) continue
+        this.inc({ route: entry.route, code: entry.code }, entry.count - entry.reported)
+        entry.reported = entry.count
+      }
+    }
   })
-  const servedOk = responses.labels('/token', '200')
   const forcedRefused = new Counter({
     name: 'tokensidecar_forced_refresh_refused_total',
     help: 'POST /token/refresh calls answered with the held token instead of a new fetch, by reason: too_soon (forced-refresh spacing), not_current (the client reported an older token), backoff (a retry or Retry-After wait runs).',
@@ -94,9 +106,17 @@ export function createMetrics (currentToken: () => ServedToken | undefined, cloc
     forcedRefused (reason: ForcedRefusal): void {
       forcedRefused.inc({ reason })
     },
+    tokenServed (): void {
+      servedOk.count++
+    },
     response (route: string, statusCode: number): void {
-      if (statusCode === 200 && route === '/token') servedOk.inc()
-      else responses.inc({ route, code: String(statusCode) })
+      const key = `${route} ${statusCode}`
+      let entry = answered.get(key)
+      if (entry === undefined) {
+        entry = { route, code: String(statusCode), count: 0, reported: 0 }
+        answered.set(key, entry)
+      }
+      entry.count++
     },
     rateLimit (info: RateLimitInfo): void {
       if (info.rateLimit !== undefined) {

@@ -206,6 +206,7 @@ t.test('unexpected errors are a generic 500 without internals', async (t) => {
     mode: 'auto-refresh',
     start () {},
     current () { return undefined },
+    serving () { return undefined },
     token () { return Promise.reject(new Error('internal detail: db password')) },
     forceRefresh () { return Promise.reject(Object.assign(new Error('conflict'), { statusCode: 409 })) },
     health () { throw new Error('x') },
@@ -247,6 +248,9 @@ t.test('static mode serves the configured token', async (t) => {
   source.start()
   const res = await app.inject({ url: '/token', headers: auth })
   t.same(res.json(), { access_token: 'static-opaque-token-value', token_type: 'Bearer', expires_in: null, expires_at: null })
+  t.same((await app.inject({ url: '/token', headers: auth })).body, res.body, 'the cached body, the same bytes')
+  const refreshed = await app.inject({ method: 'POST', url: '/token/refresh', headers: auth })
+  t.same(refreshed.json(), res.json(), 'a refresh cannot renew a static token: the same answer')
   t.match((await app.inject({ url: '/healthz' })).json(), { status: 'ok', mode: 'static', token: { expires_at: null, expires_in: null } })
 })
 

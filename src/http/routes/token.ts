@@ -1,7 +1,8 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
-import { remainingMs, type Clock, type ServedToken, type TokenSource } from '../../engine/types.js'
-import { requireSecret } from '../require-secret.js'
+import type { Clock, ServedToken, TokenSource } from '../../engine/types.js'
+import { secretGuard } from '../require-secret.js'
 import type { SidecarSecret } from '../sidecar-secret.js'
+import { TokenBody } from '../token-body.js'
 import type { SidecarMetrics } from '../../metrics/metrics.js'
 
 export interface TokenRoutesOptions {
@@ -12,34 +13,31 @@ export interface TokenRoutesOptions {
   metrics?: SidecarMetrics
 }
 
-const tokenAnswer = {
-  200: {
-    type: 'object',
-    properties: {
-      access_token: { type: 'string' },
-      token_type: { type: 'string' },
-      expires_in: { type: ['integer', 'null'] },
-      expires_at: { type: ['string', 'null'] }
-    },
-    required: ['access_token', 'token_type', 'expires_in', 'expires_at']
-  }
-}
+const JSON_TYPE = 'application/json; charset=utf-8'
+const noMetrics = { tokenServed () {}, response () {} }
 
-/** GET /token and POST /token/refresh, both behind the sidecar secret. */
+/**
+ * GET /token and POST /token/refresh, both behind the sidecar secret.
+ *
+ * GET /token is the MCP server's per-request call, so its common case (right
+ * secret, no query, a token in hand) runs synchronously with no hooks, a
+ * cached body and plain counters; it falls back to an async path only when it
+ * must wait for a fetch. Every answer is the same as on the slow path.
+ */
 export async function tokenRoutes (app: FastifyInstance, opts: TokenRoutesOptions): Promise<void> {
-  const { source, audience, clock } = opts
+  const { source, audience } = opts
+  const metrics = opts.metrics ?? noMetrics
+  const body = new TokenBody(opts.clock)
+  // One guard for both routes, so rejections share one log-line budget; the refresh route counts its own answers.
+  const allowed = secretGuard(opts.secret, (request) => {
+    if (request.method !== 'POST') metrics.response('/token', 401)
+  })
 
-  function answer (reply: FastifyReply, token: ServedToken) {
-    void reply.header('cache-control', 'no-store')
-    const left = remainingMs(token, clock)
-    return {
-      access_token: token.accessToken,
-      token_type: 'Bearer',
-      expires_in: left === null ? null : Math.floor(left / 1000),
-      expires_at: token.expiresAtIso
-    }
+  function send (reply: FastifyReply, json: string): FastifyReply {
+    return reply.header('cache-control', 'no-store').header('content-type', JSON_TYPE).send(json)
   }
 
+  /** `?audience=` may only name the configured audience; answers 400 otherwise. */
   function wrongAudience (request: FastifyRequest, reply: FastifyReply): boolean {
     const asked = (request.query as { audience?: unknown }).audience
     if (asked === undefined || asked === audience) return false
@@ -50,13 +48,16 @@ export async function tokenRoutes (app: FastifyInstance, opts: TokenRoutesOption
     return true
   }
 
-  app.addHook('onRequest', requireSecret(opts.secret))
-  const { metrics } = opts
-  if (metrics !== undefined) {
-    app.addHook('onResponse', (request, reply, done) => {
-      metrics.response(request.routeOptions.url as string, reply.statusCode)
-      done()
-    })
+  async function waitForToken (reply: FastifyReply): Promise<FastifyReply> {
+    let token: ServedToken
+    try {
+      token = await source.token()
+    } catch (err) {
+      metrics.response('/token', (err as { statusCode?: number }).statusCode ?? 500)
+      throw err
+    }
+    metrics.tokenServed()
+    return send(reply, body.fresh(token))
   }
 
   // POST /token/refresh may say which token the API rejected, as JSON or a form; any other body is dropped.
@@ -67,14 +68,28 @@ export async function tokenRoutes (app: FastifyInstance, opts: TokenRoutesOption
     done(null, undefined)
   })
 
-  app.get('/token', { schema: { response: tokenAnswer } }, async (request, reply) => {
-    if (wrongAudience(request, reply)) return reply
-    return answer(reply, source.current() ?? await source.token())
+  app.get('/token', (request, reply) => {
+    if (!allowed(request, reply)) return
+    // Fastify parses a query string only when there is one.
+    if (request.url.length !== 6 && wrongAudience(request, reply)) {
+      metrics.response('/token', 400)
+      return
+    }
+    const serving = source.serving()
+    if (serving === undefined) return waitForToken(reply)
+    metrics.tokenServed()
+    send(reply, body.cached(serving))
   })
 
-  app.post('/token/refresh', { schema: { response: tokenAnswer } }, async (request, reply) => {
-    if (wrongAudience(request, reply)) return reply
-    return answer(reply, await source.forceRefresh(rejectedToken(request.body as RefreshBody | undefined)))
+  // Rare (after an API 401): the plain async path, counted by a hook on this route only.
+  app.post('/token/refresh', {
+    onResponse (_request, reply, done) {
+      metrics.response('/token/refresh', reply.statusCode)
+      done()
+    }
+  }, async (request, reply) => {
+    if (!allowed(request, reply) || wrongAudience(request, reply)) return reply
+    return send(reply, body.fresh(await source.forceRefresh(rejectedToken(request.body as RefreshBody | undefined))))
   })
 }
 

@@ -1,0 +1,39 @@
+import { remainingMs, type Clock, type ServedToken, type Serving } from '../engine/types.js'
+
+function serialize (token: ServedToken, expiresIn: number | null): string {
+  return JSON.stringify({
+    access_token: token.accessToken,
+    token_type: 'Bearer',
+    expires_in: expiresIn,
+    expires_at: token.expiresAtIso
+  })
+}
+
+/**
+ * The JSON answer of GET /token and POST /token/refresh. On the hot path it
+ * is serialized once per Serving (a token and its whole seconds left) rather
+ * than on every request: the body changes only when one of them does.
+ */
+export class TokenBody {
+  readonly #clock: Clock
+  #serving: Serving | undefined
+  #json = ''
+
+  constructor (clock: Clock) {
+    this.#clock = clock
+  }
+
+  cached (serving: Serving): string {
+    if (serving !== this.#serving) {
+      this.#serving = serving
+      this.#json = serialize(serving.token, serving.expiresIn)
+    }
+    return this.#json
+  }
+
+  /** For the slow paths (after a wait or a forced refresh): built afresh. */
+  fresh (token: ServedToken): string {
+    const left = remainingMs(token, this.#clock)
+    return serialize(token, left === null ? null : Math.floor(left / 1000))
+  }
+}
