@@ -2,6 +2,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { Clock, ServedToken, TokenSource } from '../../engine/types.js'
 import { secretGuard } from '../require-secret.js'
 import type { SidecarSecret } from '../sidecar-secret.js'
+import { JSON_TYPE } from '../fast-token.js'
 import { TokenBody } from '../token-body.js'
 import type { SidecarMetrics } from '../../metrics/metrics.js'
 
@@ -13,7 +14,6 @@ export interface TokenRoutesOptions {
   metrics?: SidecarMetrics
 }
 
-const JSON_TYPE = 'application/json; charset=utf-8'
 const noMetrics = { tokenServed () {}, response () {} }
 
 /**
