@@ -1,0 +1,83 @@
+import closeWithGrace from 'close-with-grace'
+import { ConfigError, loadConfig, type Env } from './config/load-config.js'
+import { curlLine, DevModeError, setUpDevMode, type DevSetup } from './dev/dev-mode.js'
+import { createLogger } from './logger.js'
+import { SHUTDOWN_GRACE_MS } from './shutdown.js'
+import { createSidecar } from './sidecar.js'
+
+/**
+ * Runs the sidecar until a signal ends it: config, logger, app, listen,
+ * shutdown. Resolves with an exit code when it cannot start, else undefined.
+ */
+export async function serve (env: Env, dev?: DevSetup): Promise<number | undefined> {
+  let config
+  try {
+    config = loadConfig(env)
+  } catch (err) {
+    /* c8 ignore next -- loadConfig throws only ConfigError; anything else is a bug to surface as is */
+    if (!(err instanceof ConfigError)) throw err
+    process.stderr.write(`token-sidecar: invalid configuration: ${err.message}\n`)
+    await dev?.issuer.close()
+    return 1
+  }
+
+  const logger = createLogger(config.logLevel)
+  if (dev !== undefined) {
+    logger.warn({ event: 'dev_mode' }, 'DEV MODE: tokens come from an embedded local issuer, not Auth0. NOT FOR PRODUCTION.')
+  }
+  const { app, source, reload } = createSidecar(config, logger)
+  // Installed before listening, so a signal during start-up also shuts down cleanly.
+  const grace = closeWithGrace({
+    delay: SHUTDOWN_GRACE_MS,
+    // SIGHUP rotates secrets instead (below).
+    skip: ['SIGHUP'],
+    /* c8 ignore next -- called only when shutdown overruns its grace period */
+    logger: { error: (msg: unknown) => logger.error({ event: 'shutdown_error' }, String(msg)) }
+  }, async ({ signal, err }) => {
+    /* c8 ignore next -- only an uncaught exception gets here, which no test can provoke from outside */
+    if (err !== undefined) logger.error({ event: 'shutdown', err }, 'shutting down after an unexpected error')
+    else logger.info({ event: 'shutdown', signal }, 'shutting down: no new connections, finishing in-flight requests')
+    await app.close()
+    await dev?.issuer.close()
+    logger.info({ event: 'stopped' }, 'token sidecar stopped')
+  })
+
+  const onHangup = (): void => {
+    logger.info({ event: 'config_reload', signal: 'SIGHUP' }, 'SIGHUP: re-reading _FILE secrets')
+    void reload(env)
+  }
+  process.on('SIGHUP', onHangup)
+  app.addHook('onClose', async () => { process.removeListener('SIGHUP', onHangup) })
+
+  source.start()
+  try {
+    await app.listen({ host: config.host, port: config.port })
+  } catch (err) {
+    grace.uninstall()
+    const code = (err as { code?: unknown }).code
+    logger.fatal({ event: 'listen_failed', err }, `cannot listen on ${config.host} port ${config.port} (${String(code)})`)
+    await app.close()
+    await dev?.issuer.close()
+    return 1
+  }
+
+  if (dev !== undefined) {
+    const { port } = app.server.address() as { port: number }
+    process.stderr.write(`${curlLine(config.host, port, dev.secretForCurl)}\n`)
+  }
+  return undefined
+}
+
+/** `--dev`: an embedded issuer stands in for Auth0. */
+export async function serveDev (env: Env): Promise<number | undefined> {
+  let dev: DevSetup
+  try {
+    dev = await setUpDevMode(env)
+  } catch (err) {
+    /* c8 ignore next -- setUpDevMode's own refusals are DevModeErrors; anything else is a bug */
+    if (!(err instanceof DevModeError)) throw err
+    process.stderr.write(`token-sidecar: ${err.message}\n`)
+    return 1
+  }
+  return serve(dev.env, dev)
+}
