@@ -5,7 +5,7 @@
 //   node bench/run.mjs [--rounds 7] [--duration 10] [--warmup 2] [--rate 4000] [--connections 10]
 //                      [--starts 5] [--burst 1000] [--requests 1000000] [--write docs/benchmarks.md]
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto'
-import { writeFileSync } from 'node:fs'
+import { existsSync, readFileSync, writeFileSync } from 'node:fs'
 import { createServer } from 'node:net'
 import { cpus, totalmem } from 'node:os'
 import { parseArgs } from 'node:util'
@@ -345,6 +345,10 @@ ${sc.map((r) => `| ${r.name} | ${Math.round(r.ns)} |`).join('\n')}
 process.stdout.write(`${report}\nmachine: ${machine}\n`)
 
 if (args.write !== undefined) {
+  // Notes written by hand below the marker survive a rewrite of the figures.
+  const MARKER = '<!-- notes below are kept when the benchmark rewrites this file -->'
+  const previous = existsSync(args.write) ? readFileSync(args.write, 'utf8') : ''
+  const notes = previous.includes(MARKER) ? previous.slice(previous.indexOf(MARKER)) : MARKER + '\n'
   writeFileSync(args.write, `# Benchmarks
 
 Written by \`npm run bench -- --write docs/benchmarks.md\` on ${new Date().toISOString().slice(0, 10)}; every figure comes from that run.
@@ -361,5 +365,6 @@ Written by \`npm run bench -- --write docs/benchmarks.md\` on ${new Date().toISO
 - **Baseline**: a bare Fastify app (\`bench/baseline.mjs\`) answering a JSON body of the same size with the same response headers (\`content-type\`, \`cache-control: no-store\`), the same Node.js flags and the same logger level (pino at info, request logging off), and no authentication.
 - Start-up is measured from spawning \`node dist/cli.js\` to the first 200 from \`/healthz\` (the first token fetched from the loopback stand-in); idle RSS a second later.
 
-${report}`)
+${report}
+${notes}`)
 }

@@ -50,7 +50,10 @@ t.test('configuration errors: exit 1 with one line naming the variable, never th
     [{ TOOLBRIDGE_AUTH0_CLIENT_ID: 'cid', TOOLBRIDGE_AUTH0_CLIENT_SECRET: 'client-secret-never-echoed' }, /TOOLBRIDGE_SIDECAR_SECRET is required/],
     [{ TOOLBRIDGE_AUTH0_CLIENT_ID: 'cid', TOOLBRIDGE_AUTH0_CLIENT_SECRET: 'client-secret-never-echoed', TOOLBRIDGE_SIDECAR_SECRET: 'too-short-secret-never-echoed' }, /TOOLBRIDGE_SIDECAR_SECRET: expected a shared secret of at least 32 characters/],
     [{ TOOLBRIDGE_AUTH0_CLIENT_ID: 'cid', TOOLBRIDGE_AUTH0_CLIENT_SECRET: 'client-secret-never-echoed', TOOLBRIDGE_SIDECAR_SECRET: SECRET, TOOLBRIDGE_SIDECAR_PORT: 'http' }, /TOOLBRIDGE_SIDECAR_PORT: expected a whole number/],
-    [{ TOOLBRIDGE_SIDECAR_SECRET: SECRET }, /TOOLBRIDGE_AUTH0_CLIENT_ID and TOOLBRIDGE_AUTH0_CLIENT_SECRET are required/]
+    [{ TOOLBRIDGE_SIDECAR_SECRET: SECRET }, /TOOLBRIDGE_AUTH0_CLIENT_ID and TOOLBRIDGE_AUTH0_CLIENT_SECRET are required/],
+    [{ TOOLBRIDGE_SIDECAR_SECRET: SECRET, TOOLBRIDGE_JWT_TOKEN: `e30.${Buffer.from('{"exp":1e15}').toString('base64url')}.c2ln` }, /TOOLBRIDGE_JWT_TOKEN: the JWT's exp claim \(1000000000000000\) is not a time/],
+    [{ TOOLBRIDGE_AUTH0_CLIENT_ID: 'cid', TOOLBRIDGE_AUTH0_CLIENT_SECRET: 'client-secret-never-echoed', TOOLBRIDGE_SIDECAR_SECRET_FILE: secretFile('trailing-space', `${SECRET} `) }, /TOOLBRIDGE_SIDECAR_SECRET_FILE: expected a shared secret/],
+    [{ TOOLBRIDGE_AUTH0_CLIENT_ID: 'cid', TOOLBRIDGE_AUTH0_CLIENT_SECRET_FILE: secretFile('second-newline', 'client-secret-never-echoed\n'), TOOLBRIDGE_SIDECAR_SECRET: SECRET }, /TOOLBRIDGE_AUTH0_CLIENT_SECRET_FILE: the client secret starts or ends with whitespace/]
   ]
   registerSecret('client-secret-never-echoed', 'too-short-secret-never-echoed')
   for (const [env, message] of cases) {
