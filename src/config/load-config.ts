@@ -1,5 +1,6 @@
 import { isIP } from 'node:net'
 import envSchemaValidate from 'env-schema'
+import { B64TOKEN } from '../b64token.js'
 import { expiryMs, jwtExp } from '../engine/static-token.js'
 import { EXPECTATIONS, envSchema, SECRET_VARIABLES } from './schema.js'
 import { isLoopbackHost } from './loopback.js'
@@ -48,8 +49,6 @@ export interface Config {
 export const FILE_VARIABLES = ['TOOLBRIDGE_AUTH0_CLIENT_SECRET', 'TOOLBRIDGE_SIDECAR_SECRET'] as const
 export type SecretName = typeof FILE_VARIABLES[number]
 
-/** RFC 6750 §2.1 b64token: what can follow `Bearer ` in an Authorization header. */
-export const B64TOKEN = /^[A-Za-z0-9\-._~+/]+=*$/
 
 type RawEnv = Record<string, string>
 interface ValidatedEnv {
@@ -70,9 +69,10 @@ interface ValidatedEnv {
 
 const DOMAIN = /^(?=.{1,253}$)[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)+$/i
 
-function expected (variable: string, value?: string): ConfigError {
+/** `named` is the variable the value came from: NAME, or NAME_FILE for a value read from a file. */
+function expected (variable: string, value?: string, named = variable): ConfigError {
   const got = value === undefined || SECRET_VARIABLES.has(variable) ? '' : `, got ${JSON.stringify(value)}`
-  return new ConfigError(variable, `${variable}: expected ${EXPECTATIONS[variable]}${got}`)
+  return new ConfigError(named, `${named}: expected ${EXPECTATIONS[variable]}${got}`)
 }
 
 /** A file's content as the value: one trailing newline (as `echo` and editors add) is not part of it. */
@@ -150,8 +150,7 @@ function validate (raw: RawEnv, fromFile: ReadonlySet<string> = new Set()): Vali
       throw new ConfigError(variable, `${variable} is required: expected ${EXPECTATIONS[variable]}`)
     }
     const variable = first.instancePath.slice(1)
-    const named = fromFile.has(variable) ? `${variable}_FILE` : variable
-    throw new ConfigError(named, expected(variable, raw[variable]).message.replace(variable, named))
+    throw expected(variable, raw[variable], fromFile.has(variable) ? `${variable}_FILE` : variable)
   }
 }
 

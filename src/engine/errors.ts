@@ -1,3 +1,5 @@
+import { UPSTREAM_BOUNDS } from './schedule.js'
+
 /** How a token request failed; also the `result` label operators filter on. */
 export type FailureKind = 'http_error' | 'network_error' | 'invalid_response' | 'config_error'
 
@@ -53,8 +55,10 @@ export class TokenUnavailableError extends Error {
   constructor (message: string, retryAfterSeconds: number) {
     super(message)
     this.name = 'TokenUnavailableError'
-    // A whole number of seconds a client can act on, whatever arithmetic produced it.
-    this.retryAfterSeconds = Number.isFinite(retryAfterSeconds) ? Math.min(3600, Math.max(1, Math.ceil(retryAfterSeconds))) : 60
+    // A whole number of seconds a client can act on, whatever arithmetic produced it:
+    // never longer than the longest wait the sidecar itself accepts.
+    const max = UPSTREAM_BOUNDS.maxRetryAfterMs / 1000
+    this.retryAfterSeconds = Number.isFinite(retryAfterSeconds) ? Math.min(max, Math.max(1, Math.ceil(retryAfterSeconds))) : 60
   }
 }
 

@@ -11,6 +11,7 @@ import {
 } from './schedule.js'
 import {
   isoTime,
+  remainingMs,
   systemClock,
   systemTimers,
   type Clock,
@@ -176,15 +177,15 @@ export class TokenManager implements TokenSource {
   }
 
   health (): HealthSnapshot {
-    const held = this.current()
+    const serving = this.serving()
     const nextRefreshAt = this.#nextAttemptAt === undefined ? null : this.#wallTime(this.#nextAttemptAt)
-    if (held === undefined) {
+    if (serving === undefined) {
       return { status: 'unavailable', mode: this.mode, token: null, last_refresh: this.#last, next_refresh_at: nextRefreshAt }
     }
     return {
       status: this.#last?.result === 'failure' ? 'degraded' : 'ok',
       mode: this.mode,
-      token: { expires_at: held.expiresAtIso, expires_in: Math.floor(this.#remainingMs(this.#token!) / 1000) },
+      token: { expires_at: serving.token.expiresAtIso, expires_in: serving.expiresIn },
       last_refresh: this.#last,
       next_refresh_at: nextRefreshAt
     }
@@ -338,7 +339,8 @@ export class TokenManager implements TokenSource {
   }
 
   #remainingMs (token: HeldToken): number {
-    return Math.min(token.deadline - this.#clock.monotonic(), token.expiresAt - this.#clock.now())
+    // A held token has both a wall expiry and a monotonic deadline, so this is never null.
+    return remainingMs(token, this.#clock)!
   }
 
   /** The wall time at a monotonic instant, as ISO text. */

@@ -2,9 +2,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { TokenSource } from '../engine/types.js'
 import type { SidecarMetrics } from '../metrics/metrics.js'
 import { bearerCredentials, type SidecarSecret } from './sidecar-secret.js'
-import { TokenBody } from './token-body.js'
-
-export const JSON_TYPE = 'application/json; charset=utf-8'
+import { JSON_TYPE, TokenBody } from './token-body.js'
 
 export interface FastTokenOptions {
   source: TokenSource

@@ -1,5 +1,7 @@
 import { remainingMs, type Clock, type ServedToken, type Serving } from '../engine/types.js'
 
+export const JSON_TYPE = 'application/json; charset=utf-8'
+
 function serialize (token: ServedToken, expiresIn: number | null): string {
   return JSON.stringify({
     access_token: token.accessToken,

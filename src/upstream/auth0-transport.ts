@@ -1,4 +1,5 @@
 import { Pool, type Dispatcher } from 'undici'
+import { B64TOKEN } from '../b64token.js'
 import { TokenRequestError } from '../engine/errors.js'
 import { UPSTREAM_BOUNDS } from '../engine/schedule.js'
 import type { FetchedToken, TokenTransport } from '../engine/types.js'
@@ -11,8 +12,6 @@ export const MAX_RESPONSE_BYTES = 64 * 1024
 const MAX_DESCRIPTION_CHARS = 300
 /** Longest excerpt of a non-JSON error body (a proxy's HTML page) we pass on to logs. */
 const MAX_EXCERPT_CHARS = 200
-/** RFC 6750 §2.1 b64token: what a bearer token may contain, so it can travel in an Authorization header. */
-const B64TOKEN = /^[A-Za-z0-9\-._~+/]+=*$/
 
 /** Cleans upstream text for a log line: no configured secret, no control characters, at most `maxChars`. */
 export type Scrub = (text: string, maxChars: number) => string

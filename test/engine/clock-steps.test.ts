@@ -2,15 +2,12 @@ import t from 'tap'
 import { CLOCK_POLICY } from '../../src/engine/schedule.js'
 import { remainingMs } from '../../src/engine/types.js'
 import { flush } from '../fixtures/fake-clock.js'
-import { engine, S } from '../fixtures/engine.js'
+import { engine, engineWithToken, S } from '../fixtures/engine.js'
 
 const H = 3600 * S
 
 t.test('wall clock stepped back an hour: the token still expires on time and is refreshed', async (t) => {
-  const { clock, transport, logger, manager } = engine(t)
-  manager.start()
-  transport.succeed(10)
-  await flush()
+  const { clock, transport, logger, manager } = await engineWithToken(t, 10)
   await clock.advance(2 * S)
   clock.stepWall(-H)
   t.ok(manager.current(), 'a step alone does not void a token monotonic time still trusts')
@@ -32,10 +29,7 @@ t.test('wall clock stepped back an hour: the token still expires on time and is 
 })
 
 t.test('wall clock stepped forward (resume from suspend): the stale token is dropped and replaced at once', async (t) => {
-  const { clock, transport, logger, manager } = engine(t)
-  manager.start()
-  const first = transport.succeed(86400)
-  await flush()
+  const { clock, transport, logger, manager, token: first } = await engineWithToken(t, 86400)
   await clock.advance(60 * S)
   t.same(clock.pendingDelays(), [86040 * S], 'the refresh timer runs on monotonic time')
   clock.stepWall(2 * 86400 * S)
@@ -67,10 +61,7 @@ t.test('a step is noticed within a check interval even when nobody asks for a to
 })
 
 t.test('small differences between the clocks are no step', async (t) => {
-  const { clock, transport, logger, manager } = engine(t)
-  manager.start()
-  transport.succeed(3600)
-  await flush()
+  const { clock, transport, logger, manager } = await engineWithToken(t, 3600)
   clock.stepWall(CLOCK_POLICY.jumpThresholdMs)
   await clock.advance(CLOCK_POLICY.checkIntervalMs)
   t.ok(manager.current())
@@ -81,10 +72,7 @@ t.test('small differences between the clocks are no step', async (t) => {
 })
 
 t.test('slow drift never adds up to a step: each check compares with the one before', async (t) => {
-  const { clock, transport, logger, manager } = engine(t)
-  manager.start()
-  transport.succeed(86400)
-  await flush()
+  const { clock, transport, logger } = await engineWithToken(t, 86400)
   for (let i = 0; i < 20; i++) {
     clock.stepWall(1 * S)
     await clock.advance(CLOCK_POLICY.checkIntervalMs)
@@ -105,10 +93,7 @@ t.test('no fetch on a step while Auth0 asked us to wait, or a backoff runs', asy
   await retryAfter.clock.advance(600 * S)
   t.equal(retryAfter.transport.open, 1, 'the retry goes out when it was due, on monotonic time')
 
-  const backoff = engine(t)
-  backoff.manager.start()
-  backoff.transport.succeed(3600)
-  await flush()
+  const backoff = await engineWithToken(t, 3600)
   await backoff.clock.advance(3300 * S)
   backoff.transport.fail({ status: 500 })
   await flush()
@@ -133,20 +118,14 @@ t.test('timers, backoff and Retry-After run on monotonic time whatever the wall 
 })
 
 t.test('health and next_refresh_at read wall time at the moment of asking', async (t) => {
-  const { clock, transport, manager } = engine(t)
-  manager.start()
-  transport.succeed(3600)
-  await flush()
+  const { clock, manager } = await engineWithToken(t, 3600)
   const before = Date.parse(manager.health().next_refresh_at!)
   t.equal(before - clock.now(), 3300 * S)
   t.equal(remainingMs(manager.current()!, clock), 3600 * S)
 })
 
 t.test('a closing engine ignores steps', async (t) => {
-  const { clock, transport, logger, manager } = engine(t)
-  manager.start()
-  transport.succeed(3600)
-  await flush()
+  const { clock, transport, logger, manager } = await engineWithToken(t, 3600)
   manager.stop()
   clock.stepWall(H)
   t.equal(manager.current(), undefined)
@@ -164,10 +143,7 @@ t.test('remaining lifetime: the smaller of what the two clocks say, null when un
 })
 
 t.test('a step while a fetch is in flight joins it: still one request', async (t) => {
-  const { clock, transport, logger, manager } = engine(t)
-  manager.start()
-  transport.succeed(3600)
-  await flush()
+  const { clock, transport, logger, manager } = await engineWithToken(t, 3600)
   await clock.advance(3300 * S)
   t.equal(transport.open, 1, 'the timer refresh is in flight')
   clock.stepWall(H)

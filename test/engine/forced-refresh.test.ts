@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto'
 import t from 'tap'
 import { FORCED_REFRESH_POLICY, forcedSpacingMs } from '../../src/engine/schedule.js'
 import { flush } from '../fixtures/fake-clock.js'
-import { engine, S } from '../fixtures/engine.js'
+import { engine, engineWithToken, S } from '../fixtures/engine.js'
 
 const sha256 = (value: string): string => createHash('sha256').update(value).digest('hex')
 
@@ -12,10 +12,7 @@ t.test('the spacing doubles from 10 s to a 10-minute cap', async (t) => {
 })
 
 t.test('a client calling POST /token/refresh every 100 ms gets 10 s, 20 s, 40 s … between fetches', async (t) => {
-  const { clock, transport, manager, refused } = engine(t)
-  manager.start()
-  transport.succeed(86400)
-  await flush()
+  const { clock, transport, manager, refused } = await engineWithToken(t, 86400)
   const fetchedAt: number[] = []
   const start = clock.monotonic()
   // An hour of hammering.
@@ -34,10 +31,7 @@ t.test('a client calling POST /token/refresh every 100 ms gets 10 s, 20 s, 40 s 
 })
 
 t.test('between allowed fetches the current token is served', async (t) => {
-  const { clock, transport, manager } = engine(t)
-  manager.start()
-  transport.succeed(86400)
-  await flush()
+  const { clock, transport, manager } = await engineWithToken(t, 86400)
   await clock.advance(10 * S)
   const forced = manager.forceRefresh()
   const second = transport.succeed(86400)
@@ -51,10 +45,7 @@ t.test('between allowed fetches the current token is served', async (t) => {
 })
 
 t.test('the spacing returns to 10 s after a timer refresh succeeds', async (t) => {
-  const { clock, transport, manager } = engine(t)
-  manager.start()
-  transport.succeed(3600)
-  await flush()
+  const { clock, transport, manager } = await engineWithToken(t, 3600)
   for (let i = 0; i < 4; i++) {
     await clock.advance(forcedSpacingMs(i))
     void manager.forceRefresh()
@@ -78,10 +69,7 @@ t.test('the spacing returns to 10 s after a timer refresh succeeds', async (t) =
 })
 
 t.test('a failed forced fetch still counts toward the spacing, and its backoff refuses more', async (t) => {
-  const { clock, transport, manager, refused } = engine(t)
-  manager.start()
-  const first = transport.succeed(3600)
-  await flush()
+  const { clock, transport, manager, refused, token: first } = await engineWithToken(t, 3600)
   await clock.advance(10 * S)
   const forced = manager.forceRefresh()
   transport.fail({ status: 500 })
@@ -98,10 +86,7 @@ t.test('a failed forced fetch still counts toward the spacing, and its backoff r
 })
 
 t.test('rejected_token_sha256 of an older token: answered with the current one, no fetch', async (t) => {
-  const { clock, transport, manager, refused } = engine(t)
-  manager.start()
-  const old = transport.succeed(3600)
-  await flush()
+  const { clock, transport, manager, refused, token: old } = await engineWithToken(t, 3600)
   await clock.advance(3300 * S)
   const current = transport.succeed(3600)
   await flush()
@@ -135,10 +120,7 @@ t.test('with no token held, a forced refresh joins or starts the fetch it needs'
 })
 
 t.test('a rotated secret is proven by a fetch that starts after the one in flight', async (t) => {
-  const { clock, transport, manager } = engine(t)
-  manager.start()
-  transport.succeed(3600)
-  await flush()
+  const { clock, transport, manager } = await engineWithToken(t, 3600)
   await clock.advance(3300 * S)
   t.equal(transport.open, 1, 'a timer refresh is in flight, carrying the old secret')
   const rotated = manager.refreshNow()
@@ -160,11 +142,8 @@ t.test('stop answers waiters at once and keeps serving the held token', async (t
   t.ok(transport.calls[0]!.signal.aborted, 'the in-flight request is aborted')
   await t.rejects(waiting, { code: 'TOKEN_UNAVAILABLE', message: 'the sidecar is shutting down' })
 
-  const other = engine(t)
-  other.manager.start()
-  const token = other.transport.succeed(3600)
-  await flush()
+  const other = await engineWithToken(t, 3600)
   other.manager.stop()
-  t.equal((await other.manager.token()).accessToken, token)
+  t.equal((await other.manager.token()).accessToken, other.token)
   t.same(other.clock.pendingDelays(), [], 'no timers left')
 })

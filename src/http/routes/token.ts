@@ -2,8 +2,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { Clock, ServedToken, TokenSource } from '../../engine/types.js'
 import { secretGuard } from '../require-secret.js'
 import type { SidecarSecret } from '../sidecar-secret.js'
-import { JSON_TYPE } from '../fast-token.js'
-import { TokenBody } from '../token-body.js'
+import { JSON_TYPE, TokenBody } from '../token-body.js'
 import type { SidecarMetrics } from '../../metrics/metrics.js'
 
 export interface TokenRoutesOptions {
@@ -62,9 +61,10 @@ export async function tokenRoutes (app: FastifyInstance, opts: TokenRoutesOption
 
   // POST /token/refresh may say which token the API rejected, as JSON or a form; any other body is dropped.
   app.removeAllContentTypeParsers()
-  app.addContentTypeParser('application/json', { parseAs: 'string', bodyLimit: 4096 }, parseJson)
-  app.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string', bodyLimit: 4096 }, parseForm)
-  app.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: 4096 }, (_request, _body, done) => {
+  // Bodies are capped by the app's bodyLimit (SERVER_LIMITS.bodyLimitBytes).
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, parseJson)
+  app.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string' }, parseForm)
+  app.addContentTypeParser('*', { parseAs: 'buffer' }, (_request, _body, done) => {
     done(null, undefined)
   })
 
