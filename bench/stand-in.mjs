@@ -14,8 +14,10 @@ export async function startStandIn (opts) {
     req.on('data', (chunk) => { body += chunk })
     req.on('end', () => {
       const n = ++count
-      let grant
-      try { grant = JSON.parse(body) } catch {}
+      // A standard token endpoint: the grant is a form (RFC 6749 §4.4.2).
+      const grant = req.headers['content-type'] === 'application/x-www-form-urlencoded'
+        ? Object.fromEntries(new URLSearchParams(body))
+        : undefined
       const answer = () => {
         if (grant?.client_id !== opts.clientId || grant?.client_secret !== opts.clientSecret) {
           res.writeHead(401, { 'content-type': 'application/json' }).end('{"error":"access_denied","error_description":"Unauthorized"}')

@@ -1,5 +1,4 @@
 #!/usr/bin/env node
-import { readFileSync } from 'node:fs'
 import module from 'node:module'
 
 // Node 22.1+ caches compiled code between starts (the image runs Node 24), so a
@@ -21,18 +20,13 @@ const USAGE = `usage: token-sidecar [--dev | healthcheck]
 
 Configuration is read from the environment; see the README.`
 
-function version (): string {
-  const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }
-  return pkg.version
-}
-
 async function main (argv: string[], env: Env): Promise<number | undefined> {
   if (argv.includes('--help') || argv.includes('-h')) {
     process.stdout.write(`${USAGE}\n`)
     return 0
   }
   if (argv.length === 1 && argv[0] === '--version') {
-    process.stdout.write(`${version()}\n`)
+    process.stdout.write(`${(await import('./version.js')).VERSION}\n`)
     return 0
   }
   if (argv.length === 0) return (await import('./serve.js')).serve(env)

@@ -24,7 +24,11 @@ export async function healthcheck (env: Env): Promise<number> {
     const body = await res.body.text()
     let status = 'unknown'
     try {
-      status = String((JSON.parse(body) as { status?: unknown }).status)
+      const health = JSON.parse(body) as { status?: unknown, unavailable_audiences?: unknown }
+      status = String(health.status)
+      // The top-level status is the default audience's; another may be what fails.
+      const unavailable = health.unavailable_audiences
+      if (Array.isArray(unavailable) && unavailable.length > 0) status += ` (no token for: ${unavailable.join(', ')})`
     } catch {}
     process.stdout.write(`${url}: ${res.statusCode} ${status}\n`)
     return res.statusCode === 200 ? 0 : 1

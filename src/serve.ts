@@ -25,7 +25,7 @@ export async function serve (env: Env, dev?: DevSetup): Promise<number | undefin
   if (dev !== undefined) {
     logger.warn({ event: 'dev_mode' }, 'DEV MODE: tokens come from an embedded local issuer, not Auth0. NOT FOR PRODUCTION.')
   }
-  const { app, source, reload } = createSidecar(config, logger)
+  const { app, tokens, reload } = createSidecar(config, logger)
   // Installed before listening, so a signal during start-up also shuts down cleanly.
   const grace = closeWithGrace({
     delay: SHUTDOWN_GRACE_MS,
@@ -49,7 +49,7 @@ export async function serve (env: Env, dev?: DevSetup): Promise<number | undefin
   process.on('SIGHUP', onHangup)
   app.addHook('onClose', async () => { process.removeListener('SIGHUP', onHangup) })
 
-  source.start()
+  tokens.start()
   try {
     await app.listen({ host: config.host, port: config.port })
   } catch (err) {

@@ -1,14 +1,16 @@
 import type { FastifyInstance } from 'fastify'
 import type { Logger } from 'pino'
-import type { Config, Env } from './config/load-config.js'
+import { assertionKey, type Config, type Credentials, type Env, type SecretName } from './config/load-config.js'
 import { reloadSecrets } from './config/reload-secrets.js'
 import { StaticToken } from './engine/static-token.js'
 import { TokenManager } from './engine/token-manager.js'
+import { TokenPool } from './engine/token-pool.js'
 import type { Clock, Timers, TokenSource } from './engine/types.js'
 import { buildApp } from './http/app.js'
 import { SidecarSecret } from './http/sidecar-secret.js'
 import { createMetrics } from './metrics/metrics.js'
-import { Auth0Transport } from './upstream/auth0-transport.js'
+import { Auth0Transport, tokenEndpointPool } from './upstream/auth0-transport.js'
+import { clientAuthFor } from './upstream/client-auth.js'
 import { lowQuotas } from './upstream/rate-limit.js'
 import { SecretScrubber } from './secret-scrubber.js'
 
@@ -21,75 +23,115 @@ export interface SidecarDeps {
 
 export interface Sidecar {
   app: FastifyInstance
+  /** Every configured audience's token source. */
+  tokens: TokenPool
+  /** The default audience's. */
   source: TokenSource
   /**
    * SIGHUP: re-reads the `..._FILE` secrets. A changed sidecar secret applies
-   * to the next request; a changed client secret to the next token request,
-   * and a token is fetched at once to prove it. Bad files are logged and the
-   * old values kept. Never throws.
+   * to the next request; a changed client secret or assertion key to the next
+   * token request, and a token is fetched at once for each audience to prove
+   * it. Bad files are logged and the old values kept. Never throws.
    */
   reload(env: Env): Promise<void>
 }
 
-/** Wires config into a token source, metrics and the HTTP app; nothing starts or listens yet. */
+/** Wires config into token sources, metrics and the HTTP app; nothing starts or listens yet. */
 export function createSidecar (config: Config, logger: Logger, deps: SidecarDeps = {}): Sidecar {
-  const engineLog = logger.child({ component: 'token-engine' })
   const secret = new SidecarSecret(config.sidecarSecret)
   const scrubber = new SecretScrubber()
   scrubber.add(config.sidecarSecret)
   scrubber.add(config.credentials?.clientSecret)
-  const current = { TOOLBRIDGE_SIDECAR_SECRET: config.sidecarSecret, TOOLBRIDGE_AUTH0_CLIENT_SECRET: config.credentials?.clientSecret }
-  let source: TokenSource | undefined
-  const metrics = createMetrics(() => source?.current(), deps.clock)
+  let credentials = config.credentials
+  const current: Partial<Record<SecretName, string>> = {
+    TOOLBRIDGE_SIDECAR_SECRET: config.sidecarSecret,
+    TOOLBRIDGE_AUTH0_CLIENT_SECRET: credentials?.clientSecret,
+    TOOLBRIDGE_AUTH0_CLIENT_ASSERTION_KEY: credentials?.assertion?.pem
+  }
+  let tokens: TokenPool | undefined
+  const metrics = createMetrics({ audiences: config.audiences, current: (audience) => tokens?.get(audience)?.current() }, deps.clock)
   const engineDeps = { clock: deps.clock, timers: deps.timers, random: deps.random }
+  const engineLog = (audience: string): Logger => logger.child({ component: 'token-engine', audience })
 
-  let transport: Auth0Transport | undefined
-  let manager: TokenManager | undefined
-  if (config.credentials !== undefined) {
-    transport = new Auth0Transport({
-      tokenUrl: config.tokenUrl,
-      clientId: config.credentials.clientId,
-      clientSecret: config.credentials.clientSecret,
-      audience: config.audience,
-      timeoutMs: config.timeoutMs,
-      scrub: (text, maxChars) => scrubber.scrub(text, maxChars),
-      onRateLimit (info) {
-        metrics.rateLimit(info)
-        for (const low of lowQuotas(info)) {
-          engineLog.warn({ event: 'auth0_quota_low', ...low }, `Auth0 ${low.scope.replace('_', ' ')} nearly used up: ${low.remaining} of ${low.limit} left`)
-        }
+  const transports: Auth0Transport[] = []
+  const managers: TokenManager[] = []
+  if (credentials !== undefined) {
+    const { clientId, method } = credentials
+    const clientAuth = clientAuthFor(credentials)
+    // One connection pool for every audience: they share the token endpoint.
+    const dispatcher = tokenEndpointPool(config.tokenUrl, config.timeoutMs)
+    const onRateLimit = (info: Parameters<typeof metrics.rateLimit>[0]): void => {
+      metrics.rateLimit(info)
+      for (const low of lowQuotas(info)) {
+        logger.warn({ component: 'token-engine', event: 'auth0_quota_low', ...low }, `Auth0 ${low.scope.replace('_', ' ')} nearly used up: ${low.remaining} of ${low.limit} left`)
       }
-    })
-    manager = new TokenManager({
-      transport,
-      logger: engineLog,
-      refreshBufferMs: config.refreshBufferMs,
-      observer: metrics,
-      describe: {
-        domain: config.domain,
-        audience: config.audience,
-        client_id: config.credentials.clientId,
-        token_url: config.tokenUrl.href
-      },
-      ...engineDeps
-    })
-    source = manager
+    }
+    for (const audience of config.audiences) {
+      const transport = new Auth0Transport({
+        tokenUrl: config.tokenUrl,
+        clientAuth,
+        audience,
+        audienceParam: config.audienceParam,
+        scope: config.scope,
+        organization: config.organization,
+        timeoutMs: config.timeoutMs,
+        dispatcher,
+        scrub: (text, maxChars) => scrubber.scrub(text, maxChars),
+        onRateLimit
+      })
+      transports.push(transport)
+      managers.push(new TokenManager({
+        transport,
+        logger: engineLog(audience),
+        refreshBufferMs: config.refreshBufferMs,
+        observer: metrics.observer(audience),
+        describe: {
+          domain: config.domain,
+          audience,
+          client_id: clientId,
+          client_auth: method,
+          token_url: config.tokenUrl.href
+        },
+        ...engineDeps
+      }))
+    }
+    tokens = new TokenPool(config.audiences.map((audience, i) => [audience, managers[i]!]), { onClose: () => dispatcher.close() })
     if (config.staticTokenIgnored) {
       logger.warn({ event: 'static_token_ignored' }, 'TOOLBRIDGE_JWT_TOKEN is ignored: client credentials are set, so the sidecar runs in auto-refresh mode; remove the static token')
     }
+    if (config.clientSecretIgnored) {
+      logger.warn({ event: 'client_secret_ignored' }, 'TOOLBRIDGE_AUTH0_CLIENT_SECRET is ignored: TOOLBRIDGE_AUTH0_CLIENT_AUTH is private_key_jwt, which sends no shared secret; remove it once the key works')
+    }
   } else {
-    source = new StaticToken({ token: config.staticToken!, logger: engineLog, warnBeforeMs: config.refreshBufferMs, ...engineDeps })
+    const source = new StaticToken({ token: config.staticToken!, logger: engineLog(config.audience), warnBeforeMs: config.refreshBufferMs, ...engineDeps })
+    tokens = new TokenPool([[config.audience, source]])
   }
 
   const app = buildApp({
-    source,
+    tokens,
     secret,
-    audience: config.audience,
     logger,
     metrics,
     maxConnections: config.maxConnections,
     ...(deps.clock === undefined ? {} : { clock: deps.clock })
   })
+
+  /** The credentials with a reloaded secret or key, when the configured method uses it. */
+  function rotated (changed: Partial<Record<SecretName, string>>): Credentials | undefined {
+    if (credentials === undefined) return undefined
+    const clientSecret = changed.TOOLBRIDGE_AUTH0_CLIENT_SECRET
+    if (clientSecret !== undefined && credentials.clientSecret !== undefined) {
+      current.TOOLBRIDGE_AUTH0_CLIENT_SECRET = clientSecret
+      return { ...credentials, clientSecret }
+    }
+    const pem = changed.TOOLBRIDGE_AUTH0_CLIENT_ASSERTION_KEY
+    if (pem !== undefined && credentials.assertion !== undefined) {
+      current.TOOLBRIDGE_AUTH0_CLIENT_ASSERTION_KEY = pem
+      // reloadSecrets checked the key with the same rules, so this parses.
+      return { ...credentials, assertion: { ...credentials.assertion, pem, key: assertionKey(pem, 'TOOLBRIDGE_AUTH0_CLIENT_ASSERTION_KEY_FILE') } }
+    }
+    return undefined
+  }
 
   async function reload (env: Env): Promise<void> {
     const result = await reloadSecrets(env, current)
@@ -103,10 +145,11 @@ export function createSidecar (config: Config, logger: Logger, deps: SidecarDeps
       secret.set(sidecarSecret)
       current.TOOLBRIDGE_SIDECAR_SECRET = sidecarSecret
     }
-    const clientSecretApplies = clientSecret !== undefined && transport !== undefined
-    if (clientSecretApplies) {
-      transport!.setClientSecret(clientSecret)
-      current.TOOLBRIDGE_AUTH0_CLIENT_SECRET = clientSecret
+    const next = rotated(result.changed)
+    if (next !== undefined) {
+      credentials = next
+      const clientAuth = clientAuthFor(next)
+      for (const transport of transports) transport.setClientAuth(clientAuth)
     }
     logger.info({
       event: 'config_reloaded',
@@ -114,8 +157,8 @@ export function createSidecar (config: Config, logger: Logger, deps: SidecarDeps
       unchanged: result.unchanged,
       rejected: result.rejected.map((r) => r.variable)
     }, 'reloaded secrets from their _FILE settings')
-    if (clientSecretApplies) await manager!.refreshNow()
+    if (next !== undefined) await Promise.all(managers.map((manager) => manager.refreshNow()))
   }
 
-  return { app, source, reload }
+  return { app, tokens, source: tokens.default, reload }
 }

@@ -235,7 +235,8 @@ t.test('odd sidecar answers: 503 without details, 200 without a token, a body th
   const answers = [
     [503, {}, 'service unavailable'],
     [200, { 'content-type': 'application/json' }, '{"token_type":"Bearer"}'],
-    [502, {}, '<html>bad gateway</html>']
+    [502, {}, '<html>bad gateway</html>'],
+    [400, {}, 'no']
   ] as const
   let i = 0
   const server = createServer((_req, res) => {
@@ -249,4 +250,31 @@ t.test('odd sidecar answers: 503 without details, 200 without a token, a body th
   t.match(await client.token().catch((e: unknown) => e), { code: 'SIDECAR_TOKEN_UNAVAILABLE', retryAfterSeconds: undefined, message: /no valid token \(503\); see its \/healthz/ })
   t.match(await client.token().catch((e: unknown) => e), { code: 'SIDECAR_BAD_RESPONSE', message: /answered 200 without a token/ })
   t.match(await client.token().catch((e: unknown) => e), { code: 'SIDECAR_BAD_RESPONSE', message: /answered 502 without a token/ })
+  t.match(await client.token().catch((e: unknown) => e), { code: 'SIDECAR_BAD_REQUEST', message: /refused the request \(400\): bad request/ })
+})
+
+t.test('an audience option asks for that audience\'s token; one the sidecar does not serve is a clear 400 error', async (t) => {
+  const audiences = ['https://toolbridgeapi.erauner.dev', 'https://reports.example']
+  const { auth0, app, clock } = await startSidecarApp(t, { secret: SECRET, auth0: { audiences }, env: { TOOLBRIDGE_AUTH0_AUDIENCE: audiences.join(' ') } })
+  await app.listen({ host: '127.0.0.1', port: 0 })
+  const url = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`
+  const aud = (token: string): string => (JSON.parse(Buffer.from(token.split('.')[1]!, 'base64url').toString()) as { aud: string }).aud
+  const reports = createTokenClient({ url, secret: SECRET, audience: 'https://reports.example' })
+  const plain = createTokenClient({ url, secret: SECRET })
+  const stranger = createTokenClient({ url, secret: SECRET, audience: 'https://not-here.example' })
+  t.teardown(async () => {
+    await reports.close()
+    await plain.close()
+    await stranger.close()
+  })
+  t.equal(aud(await reports.token()), 'https://reports.example')
+  t.equal(aud(await plain.token()), audiences[0], 'no audience: the default')
+  await clock.advance(11_000)
+  const refreshed = await reports.refresh(await reports.token())
+  t.equal(aud(refreshed), 'https://reports.example', 'refresh goes to the same audience')
+  t.equal(auth0.requestsFor('https://reports.example'), 2)
+  t.equal(auth0.requestsFor(audiences[0]), 1)
+  const err = await stranger.token().catch((e: unknown) => e)
+  t.type(err, SidecarError)
+  t.match(err, { code: 'SIDECAR_BAD_REQUEST', message: /refused the request \(400\): this sidecar serves tokens for these audiences only: https:\/\/toolbridgeapi\.erauner\.dev, https:\/\/reports\.example/ })
 })

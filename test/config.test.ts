@@ -1,4 +1,5 @@
 import { execFileSync } from 'node:child_process'
+import { generateKeyPairSync } from 'node:crypto'
 import { mkdtempSync, symlinkSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -190,7 +191,7 @@ t.test('secret files: a regular file of at most 64 KiB; a FIFO or device never b
   t.ok(Date.now() - started < 1000, 'answered at once')
   t.match(configError({ ...base, TOOLBRIDGE_SIDECAR_SECRET: undefined, TOOLBRIDGE_SIDECAR_SECRET_FILE: '/dev/zero' }), { message: /not a regular file/ })
   t.match(configError({ ...base, TOOLBRIDGE_AUTH0_CLIENT_SECRET: undefined, TOOLBRIDGE_AUTH0_CLIENT_SECRET_FILE: file('big', 'x'.repeat(64 * 1024 + 1)) }), { variable: 'TOOLBRIDGE_AUTH0_CLIENT_SECRET_FILE', message: /larger than 64 KiB/ })
-  t.equal(loadConfig({ ...base, TOOLBRIDGE_AUTH0_CLIENT_SECRET: undefined, TOOLBRIDGE_AUTH0_CLIENT_SECRET_FILE: file('max', 'x'.repeat(64 * 1024)) }).credentials?.clientSecret.length, 64 * 1024, '64 KiB exactly is fine')
+  t.equal(loadConfig({ ...base, TOOLBRIDGE_AUTH0_CLIENT_SECRET: undefined, TOOLBRIDGE_AUTH0_CLIENT_SECRET_FILE: file('max', 'x'.repeat(64 * 1024)) }).credentials?.clientSecret?.length, 64 * 1024, '64 KiB exactly is fine')
   const link = join(dir, 'link')
   symlinkSync(file('target', `${SIDECAR_SECRET}\n`), link)
   t.equal(loadConfig({ ...base, TOOLBRIDGE_SIDECAR_SECRET: undefined, TOOLBRIDGE_SIDECAR_SECRET_FILE: link }).sidecarSecret, SIDECAR_SECRET, 'a symlink to a regular file (Kubernetes, Fly secrets) is followed')
@@ -214,4 +215,86 @@ t.test('connection cap', async (t) => {
   for (const bad of ['0', '-1', '1.5', 'many']) {
     t.match(configError({ ...base, TOOLBRIDGE_SIDECAR_MAX_CONNECTIONS: bad }), { variable: 'TOOLBRIDGE_SIDECAR_MAX_CONNECTIONS', message: /from 1 to 1000000/ }, bad)
   }
+})
+
+const rsaPem = (bits: number): string => generateKeyPairSync('rsa', { modulusLength: bits }).privateKey.export({ type: 'pkcs8', format: 'pem' }) as string
+const ecPem = (curve: string): string => generateKeyPairSync('ec', { namedCurve: curve }).privateKey.export({ type: 'pkcs8', format: 'pem' }) as string
+const KEY_VAR = 'TOOLBRIDGE_AUTH0_CLIENT_ASSERTION_KEY'
+const jwtEnv = (key: Env = {}): Env => ({ TOOLBRIDGE_AUTH0_CLIENT_ID: 'cid', TOOLBRIDGE_SIDECAR_SECRET: SIDECAR_SECRET, TOOLBRIDGE_AUTH0_CLIENT_AUTH: 'private_key_jwt', ...key })
+
+t.test('client authentication: post by default, Basic, or private_key_jwt', async (t) => {
+  t.match(loadConfig(base).credentials, { clientId: 'cid', method: 'client_secret_post', clientSecret: CLIENT_SECRET, assertion: undefined })
+  t.match(loadConfig({ ...base, TOOLBRIDGE_AUTH0_CLIENT_AUTH: 'client_secret_basic' }).credentials, { method: 'client_secret_basic', clientSecret: CLIENT_SECRET })
+  t.match(configError({ ...base, TOOLBRIDGE_AUTH0_CLIENT_AUTH: 'tls_client_auth' }), { variable: 'TOOLBRIDGE_AUTH0_CLIENT_AUTH', message: /expected one of client_secret_post, client_secret_basic, private_key_jwt, got "tls_client_auth"/ })
+  t.match(configError({ ...base, TOOLBRIDGE_AUTH0_CLIENT_AUTH: 'client_secret_basic', TOOLBRIDGE_AUTH0_CLIENT_SECRET: undefined }), { variable: 'TOOLBRIDGE_AUTH0_CLIENT_SECRET', message: /TOOLBRIDGE_AUTH0_CLIENT_SECRET \(or TOOLBRIDGE_AUTH0_CLIENT_SECRET_FILE\) is required .* client_secret_basic/ })
+
+  const pem = rsaPem(2048)
+  const rsa = loadConfig(jwtEnv({ [KEY_VAR]: pem }))
+  t.match(rsa.credentials, { clientId: 'cid', method: 'private_key_jwt', clientSecret: undefined, assertion: { pem, kid: undefined, audience: 'https://dev-zysv6k3xo7pkwmcb.us.auth0.com/', key: { alg: 'RS256' } } })
+  t.equal(rsa.clientSecretIgnored, false)
+  t.equal(rsa.credentials?.assertion?.key.key.type, 'private')
+  const ec = loadConfig(jwtEnv({
+    [`${KEY_VAR}_FILE`]: file('ec.pem', ecPem('P-256')),
+    TOOLBRIDGE_AUTH0_CLIENT_ASSERTION_KID: 'kid-1',
+    TOOLBRIDGE_AUTH0_CLIENT_ASSERTION_AUDIENCE: 'https://op.example/token',
+    TOOLBRIDGE_AUTH0_CLIENT_SECRET: 'left-over-secret'
+  }))
+  t.match(ec.credentials, { assertion: { kid: 'kid-1', audience: 'https://op.example/token', key: { alg: 'ES256' } }, clientSecret: undefined })
+  t.equal(ec.clientSecretIgnored, true, 'a left-over secret is ignored with a warning, not sent')
+  t.match(loadConfig(jwtEnv({ [KEY_VAR]: pem, TOOLBRIDGE_AUTH0_DOMAIN: 'acme.eu.auth0.com' })).credentials?.assertion, { audience: 'https://acme.eu.auth0.com/' }, 'Auth0 expects https://<domain>/')
+  t.match(loadConfig(jwtEnv({ [KEY_VAR]: pem.trim().replaceAll('\n', '\\n') })).credentials?.assertion?.key, { alg: 'RS256' }, 'newlines written as \\n (one-line secret stores)')
+  const pkcs1 = generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey.export({ type: 'pkcs1', format: 'pem' }) as string
+  t.match(loadConfig(jwtEnv({ [KEY_VAR]: pkcs1 })).credentials?.assertion?.key, { alg: 'RS256' }, 'the older PKCS#1 form works too')
+})
+
+t.test('private_key_jwt: every bad key is a one-line error naming the variable, never echoing the key', async (t) => {
+  const { publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' })
+  const encrypted = generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey.export({ type: 'pkcs8', format: 'pem', cipher: 'aes-256-cbc', passphrase: 'pw' }) as string
+  const ed25519 = generateKeyPairSync('ed25519').privateKey.export({ type: 'pkcs8', format: 'pem' }) as string
+  const cases: Array<[string, Env, RegExp, string?]> = [
+    ['missing', jwtEnv(), /TOOLBRIDGE_AUTH0_CLIENT_ASSERTION_KEY \(or TOOLBRIDGE_AUTH0_CLIENT_ASSERTION_KEY_FILE\) is required when TOOLBRIDGE_AUTH0_CLIENT_AUTH is private_key_jwt/],
+    ['not PEM', jwtEnv({ [KEY_VAR]: 'c2VjcmV0LWtleS1tYXRlcmlhbA==' }), /expected a PEM private key/],
+    ['garbage PEM', jwtEnv({ [KEY_VAR]: '-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n' }), /not a readable PEM private key/],
+    ['public key', jwtEnv({ [KEY_VAR]: publicKey.export({ type: 'spki', format: 'pem' }) as string }), /is a public key or certificate; the sidecar needs the private key/],
+    ['encrypted', jwtEnv({ [KEY_VAR]: encrypted }), /encrypted with a passphrase/],
+    ['short RSA', jwtEnv({ [KEY_VAR]: rsaPem(1024) }), /the RSA key has 1024 bits; at least 2048 are required/],
+    ['P-384', jwtEnv({ [KEY_VAR]: ecPem('P-384') }), /curve secp384r1; only P-256/],
+    ['Ed25519', jwtEnv({ [KEY_VAR]: ed25519 }), /a ed25519 key is not supported/],
+    ['from a file', jwtEnv({ [`${KEY_VAR}_FILE`]: file('short.pem', rsaPem(1024)) }), /^TOOLBRIDGE_AUTH0_CLIENT_ASSERTION_KEY_FILE: the RSA key has 1024 bits/, `${KEY_VAR}_FILE`],
+    ['without a client id', { ...jwtEnv({ [KEY_VAR]: rsaPem(2048) }), TOOLBRIDGE_AUTH0_CLIENT_ID: undefined }, /TOOLBRIDGE_AUTH0_CLIENT_ID is required when TOOLBRIDGE_AUTH0_CLIENT_ASSERTION_KEY is set/, 'TOOLBRIDGE_AUTH0_CLIENT_ID'],
+    ['nothing at all', { TOOLBRIDGE_SIDECAR_SECRET: SIDECAR_SECRET, TOOLBRIDGE_AUTH0_CLIENT_AUTH: 'private_key_jwt' }, /TOOLBRIDGE_AUTH0_CLIENT_ID and TOOLBRIDGE_AUTH0_CLIENT_ASSERTION_KEY are required/, 'TOOLBRIDGE_AUTH0_CLIENT_ID'],
+    ['a key without private_key_jwt', { ...base, [KEY_VAR]: rsaPem(2048) }, /TOOLBRIDGE_AUTH0_CLIENT_ASSERTION_KEY is set but TOOLBRIDGE_AUTH0_CLIENT_AUTH is client_secret_post/]
+  ]
+  for (const [name, env, message, variable] of cases) {
+    const err = configError(env)
+    t.match(err, { variable: variable ?? KEY_VAR, message }, name)
+    t.notMatch(err.message, /MII|AAAA|c2VjcmV0/, `${name}: no key material in the message`)
+  }
+})
+
+t.test('audiences: one or more, split on commas and whitespace, the first is the default', async (t) => {
+  t.same(loadConfig(base).audiences, ['https://toolbridgeapi.erauner.dev'])
+  const several = loadConfig({ ...base, TOOLBRIDGE_AUTH0_AUDIENCE: ' https://a.example, https://b.example\n https://c.example,,https://a.example ' })
+  t.same(several.audiences, ['https://a.example', 'https://b.example', 'https://c.example'], 'in order, repeats dropped')
+  t.equal(several.audience, 'https://a.example')
+  t.ok(Object.isFrozen(several.audiences))
+  t.match(configError({ ...base, TOOLBRIDGE_AUTH0_AUDIENCE: ' , ' }), { variable: 'TOOLBRIDGE_AUTH0_AUDIENCE', message: /one or more API audiences/ })
+  const many = Array.from({ length: 21 }, (_, i) => `https://api${i}.example`).join(',')
+  t.match(configError({ ...base, TOOLBRIDGE_AUTH0_AUDIENCE: many }), { variable: 'TOOLBRIDGE_AUTH0_AUDIENCE', message: /at most 20/ })
+  t.equal(loadConfig({ ...base, TOOLBRIDGE_AUTH0_AUDIENCE: many.split(',').slice(0, 20).join(',') }).audiences.length, 20)
+  t.match(configError({ TOOLBRIDGE_JWT_TOKEN: 'static', TOOLBRIDGE_SIDECAR_SECRET: SIDECAR_SECRET, TOOLBRIDGE_AUTH0_AUDIENCE: 'https://a.example https://b.example' }), {
+    variable: 'TOOLBRIDGE_AUTH0_AUDIENCE', message: /static TOOLBRIDGE_JWT_TOKEN is one token for one audience/
+  })
+})
+
+t.test('audience parameter, scope and organization', async (t) => {
+  t.match(loadConfig(base), { audienceParam: 'audience', scope: undefined, organization: undefined })
+  for (const param of ['audience', 'resource', 'both']) t.equal(loadConfig({ ...base, TOOLBRIDGE_AUTH0_AUDIENCE_PARAM: param }).audienceParam, param)
+  t.match(configError({ ...base, TOOLBRIDGE_AUTH0_AUDIENCE_PARAM: 'aud' }), { variable: 'TOOLBRIDGE_AUTH0_AUDIENCE_PARAM', message: /one of audience, resource, both/ })
+  t.equal(loadConfig({ ...base, TOOLBRIDGE_AUTH0_SCOPE: '  read:things \n write:things ' }).scope, 'read:things write:things', 'whitespace normalized')
+  for (const bad of ['read "x"', 'a\\b', 'café']) {
+    t.match(configError({ ...base, TOOLBRIDGE_AUTH0_SCOPE: bad }), { variable: 'TOOLBRIDGE_AUTH0_SCOPE' }, bad)
+  }
+  t.equal(loadConfig({ ...base, TOOLBRIDGE_AUTH0_ORGANIZATION: 'org_W7yDk2JcPgAfu5xB' }).organization, 'org_W7yDk2JcPgAfu5xB')
+  t.match(configError({ ...base, TOOLBRIDGE_AUTH0_ORGANIZATION: 'my org' }), { variable: 'TOOLBRIDGE_AUTH0_ORGANIZATION', message: /without spaces/ })
 })

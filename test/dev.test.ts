@@ -6,29 +6,44 @@ import { registerSecret } from './fixtures/suite-log.js'
 
 const AUDIENCE = 'https://toolbridgeapi.erauner.dev'
 
-async function post (url: string, body: string, contentType = 'application/json') {
-  const res = await request(url, { method: 'POST', body, headers: { 'content-type': contentType } })
+const FORM = 'application/x-www-form-urlencoded'
+
+async function post (url: string, body: string, contentType = FORM, headers: Record<string, string> = {}) {
+  const res = await request(url, { method: 'POST', body, headers: { 'content-type': contentType, ...headers } })
   return { status: res.statusCode, json: await res.body.json() as Record<string, unknown> }
 }
 
-t.test('the embedded issuer answers like Auth0', async (t) => {
-  const issuer = await startDevIssuer({ clientId: 'dev', clientSecret: 'dev-secret', audience: AUDIENCE, lifetimeSeconds: 120 })
+const form = (fields: Record<string, string>): string => new URLSearchParams(fields).toString()
+
+t.test('the embedded issuer answers like Auth0, as strictly as a standard token endpoint', async (t) => {
+  const issuer = await startDevIssuer({ clientId: 'dev', clientSecret: 'dev secret+/=', audiences: [AUDIENCE, 'https://second.example'], lifetimeSeconds: 120 })
   t.teardown(() => issuer.close())
-  const grant = { grant_type: 'client_credentials', client_id: 'dev', client_secret: 'dev-secret', audience: AUDIENCE }
+  const grant = { grant_type: 'client_credentials', client_id: 'dev', client_secret: 'dev secret+/=', audience: AUDIENCE }
 
-  const json = await post(issuer.tokenUrl, JSON.stringify(grant))
-  t.match(json, { status: 200, json: { token_type: 'Bearer', expires_in: 120, access_token: /^ey[\w-]+\.ey[\w-]+\.[\w-]+$/ } })
-  registerSecret(json.json.access_token as string)
-  const form = await post(issuer.tokenUrl, new URLSearchParams(grant).toString(), 'application/x-www-form-urlencoded')
-  t.equal(form.status, 200, 'form encoding too')
-  registerSecret(form.json.access_token as string)
-  t.equal(issuer.issued(), 2)
+  const posted = await post(issuer.tokenUrl, form(grant))
+  t.match(posted, { status: 200, json: { token_type: 'Bearer', expires_in: 120, access_token: /^ey[\w-]+\.ey[\w-]+\.[\w-]+$/ } })
+  registerSecret(posted.json.access_token as string)
+  const { client_id: _id, client_secret: _secret, ...bare } = grant
+  const basic = `Basic ${Buffer.from(`dev:${encodeURIComponent('dev secret+/=')}`).toString('base64')}`
+  const viaBasic = await post(issuer.tokenUrl, form({ ...bare, audience: 'https://second.example' }), FORM, { authorization: basic })
+  t.equal(viaBasic.status, 200, 'client_secret_basic, for a second audience')
+  registerSecret(viaBasic.json.access_token as string)
+  const claims = JSON.parse(Buffer.from((viaBasic.json.access_token as string).split('.')[1]!, 'base64url').toString()) as { aud: string }
+  t.equal(claims.aud, 'https://second.example')
+  const viaResource = await post(issuer.tokenUrl, form({ grant_type: 'client_credentials', resource: AUDIENCE }), FORM, { authorization: basic })
+  t.equal(viaResource.status, 200, 'RFC 8707 resource')
+  registerSecret(viaResource.json.access_token as string)
+  t.equal(issuer.issued(), 3)
 
-  t.match(await post(issuer.tokenUrl, JSON.stringify({ ...grant, client_secret: 'wrong' })), { status: 401, json: { error: 'access_denied' } })
-  t.match(await post(issuer.tokenUrl, JSON.stringify({ ...grant, audience: 'https://other' })), { status: 403, json: { error: 'access_denied' } })
-  t.match(await post(issuer.tokenUrl, JSON.stringify({ ...grant, grant_type: 'password' })), { status: 400, json: { error: 'invalid_request' } })
-  t.match(await post(issuer.tokenUrl, 'not json'), { status: 400 })
-  t.match(await post(issuer.tokenUrl, 'null'), { status: 400 })
+  t.match(await post(issuer.tokenUrl, JSON.stringify(grant), 'application/json'), { status: 400, json: { error: 'invalid_request', error_description: /only application\/x-www-form-urlencoded/ } }, 'no JSON bodies')
+  t.match(await post(issuer.tokenUrl, form(grant), FORM, { authorization: basic }), { status: 401 }, 'not two client authentications at once')
+  t.match(await post(issuer.tokenUrl, form(bare), FORM, { authorization: 'Basic !!!' }), { status: 401 })
+  t.match(await post(issuer.tokenUrl, form(bare), FORM, { authorization: `Basic ${Buffer.from('dev:%E0%A4%A').toString('base64')}` }), { status: 401 }, 'bad percent-encoding')
+  t.match(await post(issuer.tokenUrl, form(bare), FORM, { authorization: 'Bearer x' }), { status: 401 })
+  t.match(await post(issuer.tokenUrl, form(bare)), { status: 401 }, 'no client authentication')
+  t.match(await post(issuer.tokenUrl, form({ ...grant, client_secret: 'wrong' })), { status: 401, json: { error: 'access_denied' } })
+  t.match(await post(issuer.tokenUrl, form({ ...grant, audience: 'https://other' })), { status: 403, json: { error: 'access_denied' } })
+  t.match(await post(issuer.tokenUrl, form({ ...grant, grant_type: 'password' })), { status: 400, json: { error: 'invalid_request' } })
   t.match(await post(issuer.tokenUrl, 'x'.repeat(20_000)), { status: 413 })
   const missing = await request(issuer.tokenUrl.replace('/oauth/token', '/nope'))
   t.equal(missing.statusCode, 404)

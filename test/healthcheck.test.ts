@@ -69,6 +69,17 @@ t.test('a 200 with a body that is not JSON still counts as healthy', async (t) =
   t.match(result.out, /200 unknown/)
 })
 
+t.test('the probe names the audiences without a token (the top-level status is the default audience\'s)', async (t) => {
+  const server = createServer((_req, res) => {
+    res.writeHead(503).end(JSON.stringify({ status: 'ok', unavailable_audiences: ['https://reports.example', 'urn:b'] }))
+  })
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  t.teardown(() => server.close())
+  const result = await probe({ TOOLBRIDGE_SIDECAR_PORT: String((server.address() as { port: number }).port) })
+  t.equal(result.code, 1)
+  t.match(result.out, /: 503 ok \(no token for: https:\/\/reports\.example, urn:b\)$/)
+})
+
 t.test('defaults: 127.0.0.1 port 8787', async (t) => {
   const result = await probe({})
   t.match(result.out, /^http:\/\/127\.0\.0\.1:8787\/healthz: /)

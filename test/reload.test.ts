@@ -1,4 +1,5 @@
 import { execFileSync } from 'node:child_process'
+import { generateKeyPairSync, type KeyObject } from 'node:crypto'
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -151,4 +152,75 @@ t.test('SIGHUP in a running process rotates the client secret; the process never
   const logged = JSON.stringify(sidecar.lines)
   t.notMatch(logged, rotated)
   t.notMatch(logged, OLD_SIDECAR)
+})
+
+t.test('private_key_jwt: a rotated key file signs from the next request on, proven for each audience; a bad key is rejected', async (t) => {
+  const pair = (): { pem: string, publicKey: KeyObject } => {
+    const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' })
+    return { pem: privateKey.export({ type: 'pkcs8', format: 'pem' }) as string, publicKey }
+  }
+  const first = pair()
+  const second = pair()
+  const audiences = ['https://api.example', 'https://reports.example']
+  const auth0 = await FakeAuth0.start({ assertionKey: first.publicKey, audiences })
+  const keyFile = join(dir, `key-${++n}.pem`)
+  write(keyFile, first.pem)
+  const env = {
+    TOOLBRIDGE_AUTH0_CLIENT_ID: auth0.clientId,
+    TOOLBRIDGE_AUTH0_CLIENT_AUTH: 'private_key_jwt',
+    TOOLBRIDGE_AUTH0_CLIENT_ASSERTION_KEY_FILE: keyFile,
+    TOOLBRIDGE_AUTH0_AUDIENCE: audiences.join(','),
+    TOOLBRIDGE_AUTH0_TOKEN_URL: auth0.tokenUrl,
+    TOOLBRIDGE_SIDECAR_SECRET: OLD_SIDECAR
+  }
+  const captured = captureLogger()
+  const sidecar = createSidecar(loadConfig(env), captured.logger, { random: () => 0 })
+  t.teardown(async () => {
+    await sidecar.app.close()
+    await auth0.close()
+  })
+  sidecar.tokens.start()
+  await until(() => auth0.assertions.length === 2)
+
+  auth0.assertionKey = second.publicKey
+  write(keyFile, second.pem)
+  await sidecar.reload(env)
+  t.equal(auth0.tokenRequests(), 4, 'one proving fetch per audience')
+  t.equal(auth0.assertions.length, 4, 'both signed with the new key (the stand-in verified them)')
+  t.same(audiences.map((a) => auth0.requestsFor(a)), [2, 2])
+  t.match(captured.lines().find((l) => l.event === 'config_reloaded'), { changed: ['TOOLBRIDGE_AUTH0_CLIENT_ASSERTION_KEY'], rejected: [] })
+
+  for (const [bad, reason] of [
+    [generateKeyPairSync('ec', { namedCurve: 'P-256' }).publicKey.export({ type: 'spki', format: 'pem' }) as string, /public key/],
+    [generateKeyPairSync('rsa', { modulusLength: 1024 }).privateKey.export({ type: 'pkcs8', format: 'pem' }) as string, /1024 bits/],
+    ['not a key\n', /expected a PEM private key/]
+  ] as const) {
+    write(keyFile, bad)
+    await sidecar.reload(env)
+    t.match(captured.lines().filter((l) => l.event === 'config_reload_failed').at(-1), { level: 'error', variable: 'TOOLBRIDGE_AUTH0_CLIENT_ASSERTION_KEY_FILE', msg: reason })
+  }
+  t.equal(auth0.tokenRequests(), 4, 'nothing fetched for a rejected key')
+  write(keyFile, second.pem)
+  await sidecar.reload(env)
+  t.equal(auth0.tokenRequests(), 4, 'an unchanged key fetches nothing')
+  const res = await sidecar.app.inject({ url: '/token', headers: { authorization: `Bearer ${OLD_SIDECAR}` } })
+  t.ok(auth0.issued.slice(2).includes(res.json().access_token), 'a token from the rotated key is served')
+  const logged = JSON.stringify(captured.lines())
+  for (const { pem } of [first, second]) t.notOk(logged.includes(pem.split('\n')[1]!), 'no key material in the log')
+})
+
+t.test('static mode: a rotated sidecar secret applies; there is no client credential to rotate', async (t) => {
+  const sidecarFile = join(dir, `static-sidecar-${++n}`)
+  write(sidecarFile, `${OLD_SIDECAR}\n`)
+  registerSecret('static-mode-opaque-token')
+  const env = { TOOLBRIDGE_JWT_TOKEN: 'static-mode-opaque-token', TOOLBRIDGE_SIDECAR_SECRET_FILE: sidecarFile }
+  const captured = captureLogger()
+  const sidecar = createSidecar(loadConfig(env), captured.logger)
+  t.teardown(() => sidecar.app.close())
+  sidecar.tokens.start()
+  write(sidecarFile, `${NEW_SIDECAR}\n`)
+  await sidecar.reload(env)
+  const res = await sidecar.app.inject({ url: '/token', headers: { authorization: `Bearer ${NEW_SIDECAR}` } })
+  t.equal(res.json().access_token, 'static-mode-opaque-token')
+  t.match(captured.lines().find((l) => l.event === 'config_reloaded'), { changed: ['TOOLBRIDGE_SIDECAR_SECRET'] })
 })

@@ -112,6 +112,12 @@ def _token_from(response: httpx.Response, base: str) -> str:
             f"token sidecar at {base} has no valid token (503){detail}; see its /healthz",
             retry_after,
         )
+    if response.status_code == 400:
+        why = body.get("error_description")
+        raise SidecarConfigError(
+            f"token sidecar at {base} refused the request (400): "
+            f"{why if isinstance(why, str) else 'bad request'}"
+        )
     error = body.get("error")
     raise SidecarUnreachableError(
         f"token sidecar at {base} answered {response.status_code} "
@@ -128,8 +134,17 @@ def _refresh_body(rejected_token: str | None) -> dict[str, str] | None:
 class SidecarClient:
     """Calls the sidecar's ``/token`` and ``/token/refresh``, sync or async, reusing connections."""
 
-    def __init__(self, url: str, secret: str, *, timeout: float = DEFAULT_TIMEOUT) -> None:
+    def __init__(
+        self,
+        url: str,
+        secret: str,
+        *,
+        timeout: float = DEFAULT_TIMEOUT,
+        audience: str | None = None,
+    ) -> None:
+        """``audience``: one of the sidecar's configured audiences; ``None`` is its default (the first)."""
         self._base = url.rstrip("/")
+        self._params = {"audience": audience} if audience else None
         self._headers = {"Authorization": f"Bearer {secret}", "Accept": "application/json"}
         self._timeout = httpx.Timeout(timeout)
         self._sync: httpx.Client | None = None
@@ -157,7 +172,7 @@ class SidecarClient:
 
     def _call(self, method: str, path: str, json: dict[str, str] | None = None) -> str:
         try:
-            response = self._client().request(method, self._base + path, json=json)
+            response = self._client().request(method, self._base + path, json=json, params=self._params)
         except httpx.HTTPError as err:
             raise SidecarUnreachableError(
                 f"token sidecar at {self._base} is unreachable ({type(err).__name__})"
@@ -166,7 +181,9 @@ class SidecarClient:
 
     async def _acall(self, method: str, path: str, json: dict[str, str] | None = None) -> str:
         try:
-            response = await self._async_client().request(method, self._base + path, json=json)
+            response = await self._async_client().request(
+                method, self._base + path, json=json, params=self._params
+            )
         except httpx.HTTPError as err:
             raise SidecarUnreachableError(
                 f"token sidecar at {self._base} is unreachable ({type(err).__name__})"
@@ -205,7 +222,8 @@ class SidecarClient:
 class SidecarAuth(httpx.Auth):
     """httpx auth: a sidecar token on every request, one refresh-and-retry on 401.
 
-    ``SidecarAuth()`` reads ``TOOLBRIDGE_TOKEN_SIDECAR_URL`` and ``TOOLBRIDGE_SIDECAR_SECRET``.
+    ``SidecarAuth()`` reads ``TOOLBRIDGE_TOKEN_SIDECAR_URL`` and ``TOOLBRIDGE_SIDECAR_SECRET``,
+    and ``TOOLBRIDGE_TOKEN_SIDECAR_AUDIENCE`` when no ``audience`` is given.
     """
 
     def __init__(
@@ -214,6 +232,7 @@ class SidecarAuth(httpx.Auth):
         secret: str | None = None,
         *,
         timeout: float = DEFAULT_TIMEOUT,
+        audience: str | None = None,
         client: SidecarClient | None = None,
     ) -> None:
         if client is None:
@@ -224,7 +243,8 @@ class SidecarAuth(httpx.Auth):
                     "SidecarAuth needs the sidecar URL and secret "
                     "(TOOLBRIDGE_TOKEN_SIDECAR_URL and TOOLBRIDGE_SIDECAR_SECRET)"
                 )
-            client = SidecarClient(url, secret, timeout=timeout)
+            audience = audience or os.environ.get("TOOLBRIDGE_TOKEN_SIDECAR_AUDIENCE") or None
+            client = SidecarClient(url, secret, timeout=timeout, audience=audience)
         self.client = client
 
     def sync_auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
@@ -244,16 +264,16 @@ class SidecarAuth(httpx.Auth):
             yield request
 
 
-_clients: dict[tuple[str, str], SidecarClient] = {}
+_clients: dict[tuple[str, str, str | None], SidecarClient] = {}
 _clients_lock = threading.Lock()
 _static_warned = False
 
 
-def _shared_client(url: str, secret: str) -> SidecarClient:
+def _shared_client(url: str, secret: str, audience: str | None) -> SidecarClient:
     with _clients_lock:
-        client = _clients.get((url, secret))
+        client = _clients.get((url, secret, audience))
         if client is None:
-            client = _clients[(url, secret)] = SidecarClient(url, secret)
+            client = _clients[(url, secret, audience)] = SidecarClient(url, secret, audience=audience)
         return client
 
 
@@ -284,7 +304,8 @@ async def get_auth_header(
 ) -> dict[str, str]:
     """The ``Authorization`` header for a ToolBridge API call, in the MCP server's order.
 
-    1. The sidecar, when ``TOOLBRIDGE_TOKEN_SIDECAR_URL`` is set (with ``TOOLBRIDGE_SIDECAR_SECRET``).
+    1. The sidecar, when ``TOOLBRIDGE_TOKEN_SIDECAR_URL`` is set (with ``TOOLBRIDGE_SIDECAR_SECRET``,
+       and ``TOOLBRIDGE_TOKEN_SIDECAR_AUDIENCE`` to ask for one of its other audiences).
        If it is unreachable or answers 503, this raises -- unless a static token is
        configured, which is then used with a warning. A 401 (wrong secret) always raises.
     2. The deprecated static ``TOOLBRIDGE_JWT_TOKEN``, with a deprecation warning logged once.
@@ -302,7 +323,8 @@ async def get_auth_header(
                 "TOOLBRIDGE_TOKEN_SIDECAR_URL is set but TOOLBRIDGE_SIDECAR_SECRET is not"
             )
         try:
-            return {"Authorization": f"Bearer {await _shared_client(url, secret).atoken()}"}
+            client = _shared_client(url, secret, env.get("TOOLBRIDGE_TOKEN_SIDECAR_AUDIENCE") or None)
+            return {"Authorization": f"Bearer {await client.atoken()}"}
         except (SidecarUnreachableError, SidecarUnavailableError) as err:
             if not static:
                 raise

@@ -7,6 +7,8 @@ export interface TokenClientOptions {
   url: string | URL
   /** TOOLBRIDGE_SIDECAR_SECRET */
   secret: string
+  /** One of the sidecar's configured audiences; by default its first. */
+  audience?: string
   /** Per call, connect to last byte. Default 2000. */
   timeoutMs?: number
   /** For tests or custom pools; by default a keep-alive pool to the sidecar. */
@@ -37,6 +39,7 @@ export function createTokenClient (opts: TokenClientOptions): TokenClient {
   const ownsDispatcher = opts.dispatcher === undefined
   const dispatcher = opts.dispatcher ?? new Pool(base.origin, { connections: 16 })
   const authorization = `Bearer ${opts.secret}`
+  const query = opts.audience === undefined ? '' : `?audience=${encodeURIComponent(opts.audience)}`
 
   async function call (method: 'GET' | 'POST', path: string, payload?: string): Promise<string> {
     let status: number
@@ -45,7 +48,7 @@ export function createTokenClient (opts: TokenClientOptions): TokenClient {
     try {
       const res = await dispatcher.request({
         origin: base.origin,
-        path: prefix + path,
+        path: prefix + path + query,
         method,
         headers: payload === undefined
           ? { authorization, accept: 'application/json' }
@@ -75,6 +78,11 @@ export function createTokenClient (opts: TokenClientOptions): TokenClient {
         `token sidecar at ${base.origin} has no valid token (503)${why}; see its /healthz`,
         Number.isFinite(retryAfter) ? retryAfter : undefined
       )
+    }
+    if (status === 400) {
+      // E.g. an audience the sidecar is not configured for: a setting to fix, not a glitch to retry.
+      const why = typeof body.error_description === 'string' ? body.error_description : 'bad request'
+      throw new SidecarError(`token sidecar at ${base.origin} refused the request (400): ${why}`, 'SIDECAR_BAD_REQUEST')
     }
     throw new SidecarError(`token sidecar at ${base.origin} answered ${status} ${typeof body.error === 'string' ? body.error : 'without a token'}`, 'SIDECAR_BAD_RESPONSE')
   }

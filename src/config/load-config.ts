@@ -1,6 +1,7 @@
 import { isIP } from 'node:net'
 import envSchemaValidate from 'env-schema'
 import { B64TOKEN } from '../b64token.js'
+import { AssertionKeyError, parseAssertionKey, type AssertionKey } from './assertion-key.js'
 import { expiryMs, jwtExp } from '../engine/static-token.js'
 import { EXPECTATIONS, envSchema, SECRET_VARIABLES } from './schema.js'
 import { isLoopbackHost } from './loopback.js'
@@ -20,10 +21,29 @@ export class ConfigError extends Error {
   }
 }
 
+export type ClientAuthMethod = 'client_secret_post' | 'client_secret_basic' | 'private_key_jwt'
+export type AudienceParam = 'audience' | 'resource' | 'both'
+
+/** private_key_jwt: how the client assertion is signed and addressed (RFC 7523 §2.2). */
+export interface ClientAssertion {
+  readonly key: AssertionKey
+  /** The PEM text as configured: to tell a changed key file on reload. */
+  readonly pem: string
+  readonly kid: string | undefined
+  readonly audience: string
+}
+
 export interface Credentials {
   readonly clientId: string
-  readonly clientSecret: string
+  readonly method: ClientAuthMethod
+  /** Set for client_secret_post and client_secret_basic. */
+  readonly clientSecret: string | undefined
+  /** Set for private_key_jwt. */
+  readonly assertion: ClientAssertion | undefined
 }
+
+/** Upper bound on TOOLBRIDGE_AUTH0_AUDIENCE's list: each audience costs its own tokens. */
+export const MAX_AUDIENCES = 20
 
 export interface Config {
   readonly mode: 'auto-refresh' | 'static'
@@ -33,8 +53,16 @@ export interface Config {
   readonly staticToken: string | undefined
   /** True when TOOLBRIDGE_JWT_TOKEN was given but client credentials win. */
   readonly staticTokenIgnored: boolean
+  /** True when a client secret is set but private_key_jwt does not use it. */
+  readonly clientSecretIgnored: boolean
   readonly domain: string
+  /** The configured audiences in order; the first is the default. */
+  readonly audiences: readonly string[]
+  /** The default audience, audiences[0]. */
   readonly audience: string
+  readonly audienceParam: AudienceParam
+  readonly scope: string | undefined
+  readonly organization: string | undefined
   readonly tokenUrl: URL
   readonly timeoutMs: number
   readonly refreshBufferMs: number
@@ -46,7 +74,7 @@ export interface Config {
 }
 
 /** Variables that may instead be read from the file named by `<NAME>_FILE`. */
-export const FILE_VARIABLES = ['TOOLBRIDGE_AUTH0_CLIENT_SECRET', 'TOOLBRIDGE_SIDECAR_SECRET'] as const
+export const FILE_VARIABLES = ['TOOLBRIDGE_AUTH0_CLIENT_SECRET', 'TOOLBRIDGE_SIDECAR_SECRET', 'TOOLBRIDGE_AUTH0_CLIENT_ASSERTION_KEY'] as const
 export type SecretName = typeof FILE_VARIABLES[number]
 
 
@@ -54,8 +82,15 @@ type RawEnv = Record<string, string>
 interface ValidatedEnv {
   TOOLBRIDGE_AUTH0_CLIENT_ID?: string
   TOOLBRIDGE_AUTH0_CLIENT_SECRET?: string
+  TOOLBRIDGE_AUTH0_CLIENT_AUTH: ClientAuthMethod
+  TOOLBRIDGE_AUTH0_CLIENT_ASSERTION_KEY?: string
+  TOOLBRIDGE_AUTH0_CLIENT_ASSERTION_KID?: string
+  TOOLBRIDGE_AUTH0_CLIENT_ASSERTION_AUDIENCE?: string
   TOOLBRIDGE_AUTH0_DOMAIN: string
   TOOLBRIDGE_AUTH0_AUDIENCE: string
+  TOOLBRIDGE_AUTH0_AUDIENCE_PARAM: AudienceParam
+  TOOLBRIDGE_AUTH0_SCOPE?: string
+  TOOLBRIDGE_AUTH0_ORGANIZATION?: string
   TOOLBRIDGE_JWT_TOKEN?: string
   TOOLBRIDGE_AUTH0_TOKEN_URL?: string
   TOOLBRIDGE_AUTH0_TIMEOUT_SECONDS: number
@@ -105,13 +140,26 @@ export function readFileVariable (env: Env, variable: string): string | undefine
   return fileValue(variable, path, content)
 }
 
+/** The private_key_jwt signing key, or a ConfigError naming `named` (NAME or NAME_FILE). */
+export function assertionKey (value: string, named: string): AssertionKey {
+  try {
+    return parseAssertionKey(value)
+  } catch (err) {
+    /* c8 ignore next -- parseAssertionKey throws only AssertionKeyErrors */
+    if (!(err instanceof AssertionKeyError)) throw err
+    throw new ConfigError(named, `${named}: ${err.message}`)
+  }
+}
+
 /**
  * Rules on secret values beyond the schema, for start-up and reloads alike:
- * a sidecar secret must travel in `Authorization: Bearer`, and a client
- * secret with whitespace at either end is almost always a copy-paste slip.
+ * a sidecar secret must travel in `Authorization: Bearer`, a client secret
+ * with whitespace at either end is almost always a copy-paste slip, and a
+ * client-assertion key must be a usable private key.
  * `named` is the variable the value came from (NAME or NAME_FILE).
  */
 export function checkSecret (variable: SecretName, value: string, named: string): void {
+  if (variable === 'TOOLBRIDGE_AUTH0_CLIENT_ASSERTION_KEY') assertionKey(value, named)
   if (variable === 'TOOLBRIDGE_SIDECAR_SECRET' && !B64TOKEN.test(value)) {
     throw new ConfigError(named, `${named}: expected ${EXPECTATIONS[variable]}; it has other characters (a space, a second newline, a quote…)`)
   }
@@ -178,38 +226,110 @@ function staticToken (token: string): void {
   }
 }
 
+/** One or more audiences, split on commas and whitespace, in order, without repeats. */
+function audienceList (value: string): string[] {
+  const audiences = [...new Set(value.split(/[\s,]+/).filter((a) => a !== ''))]
+  if (audiences.length === 0 || audiences.length > MAX_AUDIENCES) throw expected('TOOLBRIDGE_AUTH0_AUDIENCE', value)
+  return audiences
+}
+
+// RFC 6749 §3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E ), joined by single spaces.
+const SCOPE_TOKEN = /^[\x21\x23-\x5b\x5d-\x7e]+$/
+const ORGANIZATION = /^[\x21-\x7e]+$/
+
+function scopeValue (value: string | undefined): string | undefined {
+  if (value === undefined) return undefined
+  const tokens = value.trim().split(/\s+/)
+  if (!tokens.every((token) => SCOPE_TOKEN.test(token))) throw expected('TOOLBRIDGE_AUTH0_SCOPE', value)
+  return tokens.join(' ')
+}
+
+function named (variable: string, fromFile: ReadonlySet<string>): string {
+  return fromFile.has(variable) ? `${variable}_FILE` : variable
+}
+
+/**
+ * The client's credentials for the chosen client authentication, or
+ * undefined when none are set (static mode). Throws when they do not fit.
+ */
+function credentials (v: ValidatedEnv, fromFile: ReadonlySet<string>): Credentials | undefined {
+  const clientId = v.TOOLBRIDGE_AUTH0_CLIENT_ID
+  const clientSecret = v.TOOLBRIDGE_AUTH0_CLIENT_SECRET
+  const keyText = v.TOOLBRIDGE_AUTH0_CLIENT_ASSERTION_KEY
+  const method = v.TOOLBRIDGE_AUTH0_CLIENT_AUTH
+  const keyVar = 'TOOLBRIDGE_AUTH0_CLIENT_ASSERTION_KEY'
+  if (clientId === undefined) {
+    if (clientSecret !== undefined) {
+      throw new ConfigError('TOOLBRIDGE_AUTH0_CLIENT_ID', 'TOOLBRIDGE_AUTH0_CLIENT_ID is required when TOOLBRIDGE_AUTH0_CLIENT_SECRET is set')
+    }
+    if (keyText !== undefined) {
+      throw new ConfigError('TOOLBRIDGE_AUTH0_CLIENT_ID', `TOOLBRIDGE_AUTH0_CLIENT_ID is required when ${keyVar} is set`)
+    }
+    if (v.TOOLBRIDGE_JWT_TOKEN === undefined) {
+      throw new ConfigError('TOOLBRIDGE_AUTH0_CLIENT_ID', method === 'private_key_jwt'
+        ? `TOOLBRIDGE_AUTH0_CLIENT_ID and ${keyVar} are required when TOOLBRIDGE_AUTH0_CLIENT_AUTH is private_key_jwt`
+        : 'TOOLBRIDGE_AUTH0_CLIENT_ID and TOOLBRIDGE_AUTH0_CLIENT_SECRET are required (or the deprecated TOOLBRIDGE_JWT_TOKEN for static mode)')
+    }
+    return undefined
+  }
+  if (method === 'private_key_jwt') {
+    if (keyText === undefined) {
+      throw new ConfigError(keyVar, `${keyVar} (or ${keyVar}_FILE) is required when TOOLBRIDGE_AUTH0_CLIENT_AUTH is private_key_jwt: expected ${EXPECTATIONS[keyVar]}`)
+    }
+    return Object.freeze({
+      clientId,
+      method,
+      clientSecret: undefined,
+      assertion: Object.freeze({
+        key: assertionKey(keyText, named(keyVar, fromFile)),
+        pem: keyText,
+        kid: v.TOOLBRIDGE_AUTH0_CLIENT_ASSERTION_KID,
+        // What Auth0 expects; other servers take their issuer or token endpoint URL.
+        audience: v.TOOLBRIDGE_AUTH0_CLIENT_ASSERTION_AUDIENCE ?? `https://${v.TOOLBRIDGE_AUTH0_DOMAIN}/`
+      })
+    })
+  }
+  if (keyText !== undefined) {
+    throw new ConfigError(named(keyVar, fromFile), `${named(keyVar, fromFile)} is set but TOOLBRIDGE_AUTH0_CLIENT_AUTH is ${method}, which sends the client secret: set TOOLBRIDGE_AUTH0_CLIENT_AUTH=private_key_jwt to sign with the key, or remove it`)
+  }
+  if (clientSecret === undefined) {
+    throw new ConfigError('TOOLBRIDGE_AUTH0_CLIENT_SECRET', `TOOLBRIDGE_AUTH0_CLIENT_SECRET (or TOOLBRIDGE_AUTH0_CLIENT_SECRET_FILE) is required when TOOLBRIDGE_AUTH0_CLIENT_ID is set and TOOLBRIDGE_AUTH0_CLIENT_AUTH is ${method}`)
+  }
+  return Object.freeze({ clientId, method, clientSecret, assertion: undefined })
+}
+
 /** Validates the environment into a frozen config, or throws the first ConfigError. */
 export function loadConfig (env: Env): Config {
   const { raw, fromFile } = pickEnv(env)
   const v = validate(raw, fromFile)
   for (const name of FILE_VARIABLES) {
     const value = v[name]
-    if (value !== undefined) checkSecret(name, value, fromFile.has(name) ? `${name}_FILE` : name)
+    // The key is checked with the client authentication that uses it (below).
+    if (value !== undefined && name !== 'TOOLBRIDGE_AUTH0_CLIENT_ASSERTION_KEY') checkSecret(name, value, named(name, fromFile))
   }
   if (v.TOOLBRIDGE_JWT_TOKEN !== undefined) staticToken(v.TOOLBRIDGE_JWT_TOKEN)
-
-  const clientId = v.TOOLBRIDGE_AUTH0_CLIENT_ID
-  const clientSecret = v.TOOLBRIDGE_AUTH0_CLIENT_SECRET
-  if (clientId !== undefined && clientSecret === undefined) {
-    throw new ConfigError('TOOLBRIDGE_AUTH0_CLIENT_SECRET', 'TOOLBRIDGE_AUTH0_CLIENT_SECRET (or TOOLBRIDGE_AUTH0_CLIENT_SECRET_FILE) is required when TOOLBRIDGE_AUTH0_CLIENT_ID is set')
-  }
-  if (clientSecret !== undefined && clientId === undefined) {
-    throw new ConfigError('TOOLBRIDGE_AUTH0_CLIENT_ID', 'TOOLBRIDGE_AUTH0_CLIENT_ID is required when TOOLBRIDGE_AUTH0_CLIENT_SECRET is set')
-  }
-  const credentials = clientId !== undefined && clientSecret !== undefined ? { clientId, clientSecret } : undefined
-  if (credentials === undefined && v.TOOLBRIDGE_JWT_TOKEN === undefined) {
-    throw new ConfigError('TOOLBRIDGE_AUTH0_CLIENT_ID', 'TOOLBRIDGE_AUTH0_CLIENT_ID and TOOLBRIDGE_AUTH0_CLIENT_SECRET are required (or the deprecated TOOLBRIDGE_JWT_TOKEN for static mode)')
-  }
   if (!DOMAIN.test(v.TOOLBRIDGE_AUTH0_DOMAIN)) throw expected('TOOLBRIDGE_AUTH0_DOMAIN', v.TOOLBRIDGE_AUTH0_DOMAIN)
+  const creds = credentials(v, fromFile)
+  const audiences = audienceList(v.TOOLBRIDGE_AUTH0_AUDIENCE)
+  if (creds === undefined && audiences.length > 1) {
+    throw new ConfigError('TOOLBRIDGE_AUTH0_AUDIENCE', `TOOLBRIDGE_AUTH0_AUDIENCE lists ${audiences.length} audiences, but a static TOOLBRIDGE_JWT_TOKEN is one token for one audience: set client credentials, or list one audience`)
+  }
+  const organization = v.TOOLBRIDGE_AUTH0_ORGANIZATION
+  if (organization !== undefined && !ORGANIZATION.test(organization)) throw expected('TOOLBRIDGE_AUTH0_ORGANIZATION', organization)
   if (isIP(v.TOOLBRIDGE_SIDECAR_HOST) === 0) throw expected('TOOLBRIDGE_SIDECAR_HOST', v.TOOLBRIDGE_SIDECAR_HOST)
 
   return Object.freeze({
-    mode: credentials === undefined ? 'static' : 'auto-refresh',
-    credentials: credentials === undefined ? undefined : Object.freeze(credentials),
-    staticToken: credentials === undefined ? v.TOOLBRIDGE_JWT_TOKEN : undefined,
-    staticTokenIgnored: credentials !== undefined && v.TOOLBRIDGE_JWT_TOKEN !== undefined,
+    mode: creds === undefined ? 'static' : 'auto-refresh',
+    credentials: creds,
+    staticToken: creds === undefined ? v.TOOLBRIDGE_JWT_TOKEN : undefined,
+    staticTokenIgnored: creds !== undefined && v.TOOLBRIDGE_JWT_TOKEN !== undefined,
+    clientSecretIgnored: creds?.method === 'private_key_jwt' && v.TOOLBRIDGE_AUTH0_CLIENT_SECRET !== undefined,
     domain: v.TOOLBRIDGE_AUTH0_DOMAIN,
-    audience: v.TOOLBRIDGE_AUTH0_AUDIENCE,
+    audiences: Object.freeze(audiences),
+    audience: audiences[0]!,
+    audienceParam: v.TOOLBRIDGE_AUTH0_AUDIENCE_PARAM,
+    scope: scopeValue(v.TOOLBRIDGE_AUTH0_SCOPE),
+    organization,
     tokenUrl: tokenUrl(v.TOOLBRIDGE_AUTH0_TOKEN_URL, v.TOOLBRIDGE_AUTH0_DOMAIN),
     timeoutMs: Math.round(v.TOOLBRIDGE_AUTH0_TIMEOUT_SECONDS * 1000),
     refreshBufferMs: v.TOOLBRIDGE_REFRESH_BUFFER_SECONDS * 1000,

@@ -4,8 +4,15 @@ export const envSchema = {
   properties: {
     TOOLBRIDGE_AUTH0_CLIENT_ID: { type: 'string', minLength: 1 },
     TOOLBRIDGE_AUTH0_CLIENT_SECRET: { type: 'string', minLength: 1 },
+    TOOLBRIDGE_AUTH0_CLIENT_AUTH: { type: 'string', enum: ['client_secret_post', 'client_secret_basic', 'private_key_jwt'], default: 'client_secret_post' },
+    TOOLBRIDGE_AUTH0_CLIENT_ASSERTION_KEY: { type: 'string', minLength: 1 },
+    TOOLBRIDGE_AUTH0_CLIENT_ASSERTION_KID: { type: 'string', minLength: 1, maxLength: 256 },
+    TOOLBRIDGE_AUTH0_CLIENT_ASSERTION_AUDIENCE: { type: 'string', minLength: 1, maxLength: 2048 },
     TOOLBRIDGE_AUTH0_DOMAIN: { type: 'string', minLength: 1, default: 'dev-zysv6k3xo7pkwmcb.us.auth0.com' },
     TOOLBRIDGE_AUTH0_AUDIENCE: { type: 'string', minLength: 1, default: 'https://toolbridgeapi.erauner.dev' },
+    TOOLBRIDGE_AUTH0_AUDIENCE_PARAM: { type: 'string', enum: ['audience', 'resource', 'both'], default: 'audience' },
+    TOOLBRIDGE_AUTH0_SCOPE: { type: 'string', minLength: 1, maxLength: 4096 },
+    TOOLBRIDGE_AUTH0_ORGANIZATION: { type: 'string', minLength: 1, maxLength: 256 },
     TOOLBRIDGE_JWT_TOKEN: { type: 'string', minLength: 1 },
     TOOLBRIDGE_AUTH0_TOKEN_URL: { type: 'string', minLength: 1 },
     TOOLBRIDGE_AUTH0_TIMEOUT_SECONDS: { type: 'number', exclusiveMinimum: 0, maximum: 300, default: 10 },
@@ -23,15 +30,23 @@ export const envSchema = {
 export const SECRET_VARIABLES: ReadonlySet<string> = new Set([
   'TOOLBRIDGE_AUTH0_CLIENT_SECRET',
   'TOOLBRIDGE_SIDECAR_SECRET',
-  'TOOLBRIDGE_JWT_TOKEN'
+  'TOOLBRIDGE_JWT_TOKEN',
+  'TOOLBRIDGE_AUTH0_CLIENT_ASSERTION_KEY'
 ])
 
 /** What each variable must be, in words an operator can act on. */
 export const EXPECTATIONS: Readonly<Record<string, string>> = {
   TOOLBRIDGE_AUTH0_CLIENT_ID: 'a non-empty Auth0 client id',
   TOOLBRIDGE_AUTH0_CLIENT_SECRET: 'a non-empty Auth0 client secret',
+  TOOLBRIDGE_AUTH0_CLIENT_AUTH: 'one of client_secret_post, client_secret_basic, private_key_jwt',
+  TOOLBRIDGE_AUTH0_CLIENT_ASSERTION_KEY: 'an unencrypted PEM private key (PKCS#8): RSA of at least 2048 bits or EC P-256',
+  TOOLBRIDGE_AUTH0_CLIENT_ASSERTION_KID: 'a non-empty key id of at most 256 characters',
+  TOOLBRIDGE_AUTH0_CLIENT_ASSERTION_AUDIENCE: 'the non-empty audience of the client assertion (the issuer or token endpoint URL), at most 2048 characters',
   TOOLBRIDGE_AUTH0_DOMAIN: 'an Auth0 tenant host name such as example.us.auth0.com',
-  TOOLBRIDGE_AUTH0_AUDIENCE: 'the non-empty API audience',
+  TOOLBRIDGE_AUTH0_AUDIENCE: 'one or more API audiences separated by commas or whitespace (at most 20)',
+  TOOLBRIDGE_AUTH0_AUDIENCE_PARAM: 'one of audience, resource, both',
+  TOOLBRIDGE_AUTH0_SCOPE: 'space-separated OAuth scopes (printable ASCII without " or \\), at most 4096 characters',
+  TOOLBRIDGE_AUTH0_ORGANIZATION: 'an Auth0 organization id (org_…) or name: printable, without spaces, at most 256 characters',
   TOOLBRIDGE_JWT_TOKEN: 'a non-empty token',
   TOOLBRIDGE_AUTH0_TOKEN_URL: 'an https: URL (http: only to a loopback host) without credentials',
   TOOLBRIDGE_AUTH0_TIMEOUT_SECONDS: 'a number of seconds above 0 and at most 300',

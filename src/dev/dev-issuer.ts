@@ -6,7 +6,8 @@ import { signRs256 } from './jwt.js'
 export interface DevIssuerOptions {
   clientId: string
   clientSecret: string
-  audience: string
+  /** The APIs the client may get tokens for. */
+  audiences: readonly string[]
   lifetimeSeconds: number
 }
 
@@ -31,16 +32,27 @@ function readBody (req: IncomingMessage): Promise<string> {
   })
 }
 
-function parseGrant (contentType: string | undefined, body: string): Record<string, unknown> | undefined {
-  try {
-    if (contentType?.startsWith('application/x-www-form-urlencoded') === true) {
-      return Object.fromEntries(new URLSearchParams(body))
+/** A token request's fields; as a standard token endpoint, only a form body (RFC 6749 §4.4.2). */
+function parseGrant (contentType: string | undefined, body: string): Record<string, string> | undefined {
+  const type = contentType?.split(';', 1)[0]?.trim().toLowerCase()
+  return type === 'application/x-www-form-urlencoded' ? Object.fromEntries(new URLSearchParams(body)) : undefined
+}
+
+/** The client id and secret of client_secret_basic or client_secret_post; undefined for both or neither. */
+function clientCredentials (authorization: string | undefined, grant: Record<string, string>): { id: string | undefined, secret: string | undefined } | undefined {
+  if (authorization === undefined) return grant.client_secret === undefined ? undefined : { id: grant.client_id, secret: grant.client_secret }
+  if (grant.client_secret !== undefined || !/^basic /i.test(authorization)) return undefined
+  const decoded = Buffer.from(authorization.slice(6).trim(), 'base64').toString('utf8')
+  const colon = decoded.indexOf(':')
+  if (colon < 0) return undefined
+  const part = (text: string): string | undefined => {
+    try {
+      return decodeURIComponent(text.replaceAll('+', ' '))
+    } catch {
+      return undefined
     }
-    const parsed: unknown = JSON.parse(body)
-    return parsed !== null && typeof parsed === 'object' ? parsed as Record<string, unknown> : undefined
-  } catch {
-    return undefined
   }
+  return { id: part(decoded.slice(0, colon)), secret: part(decoded.slice(colon + 1)) }
 }
 
 function send (res: ServerResponse, status: number, body: object): void {
@@ -70,23 +82,30 @@ export async function startDevIssuer (opts: DevIssuerOptions): Promise<DevIssuer
     }
     readBody(req).then((body) => {
       const grant = parseGrant(req.headers['content-type'], body)
-      if (grant === undefined || grant.grant_type !== 'client_credentials') {
+      if (grant === undefined) {
+        send(res, 400, { error: 'invalid_request', error_description: 'only application/x-www-form-urlencoded content-type bodies are supported' })
+        return
+      }
+      if (grant.grant_type !== 'client_credentials') {
         send(res, 400, { error: 'invalid_request', error_description: 'Missing required parameter: grant_type' })
         return
       }
-      if (grant.client_id !== opts.clientId || grant.client_secret !== opts.clientSecret) {
+      const client = clientCredentials(req.headers.authorization, grant)
+      if (client?.id !== opts.clientId || client.secret !== opts.clientSecret) {
         send(res, 401, { error: 'access_denied', error_description: 'Unauthorized' })
         return
       }
-      if (grant.audience !== opts.audience) {
-        send(res, 403, { error: 'access_denied', error_description: `Client is not authorized to access "${String(grant.audience)}".` })
+      // Auth0's parameter wins over RFC 8707's when both are sent, as at Auth0.
+      const audience = grant.audience ?? grant.resource
+      if (audience === undefined || !opts.audiences.includes(audience)) {
+        send(res, 403, { error: 'access_denied', error_description: `Client is not authorized to access "${String(audience)}".` })
         return
       }
       const iat = Math.floor(Date.now() / 1000)
       const accessToken = signRs256({
         iss: issuerUrl,
         sub: `${opts.clientId}@clients`,
-        aud: opts.audience,
+        aud: audience,
         iat,
         exp: iat + opts.lifetimeSeconds,
         azp: opts.clientId,

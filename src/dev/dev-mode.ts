@@ -27,7 +27,9 @@ export async function setUpDevMode (env: Env): Promise<DevSetup> {
   }
   const audience = env.TOOLBRIDGE_AUTH0_AUDIENCE || 'https://toolbridgeapi.erauner.dev'
   const clientSecret = randomBytes(32).toString('base64url')
-  const issuer = await startDevIssuer({ clientId: DEV_CLIENT_ID, clientSecret, audience, lifetimeSeconds: DEV_TOKEN_LIFETIME_SECONDS })
+  // The issuer grants whatever the list holds; the sidecar's config check still judges the list.
+  const audiences = audience.split(/[\s,]+/).filter((a) => a !== '')
+  const issuer = await startDevIssuer({ clientId: DEV_CLIENT_ID, clientSecret, audiences, lifetimeSeconds: DEV_TOKEN_LIFETIME_SECONDS })
 
   let sidecarSecret = env.TOOLBRIDGE_SIDECAR_SECRET || undefined
   let secretForCurl = '"$TOOLBRIDGE_SIDECAR_SECRET"'
@@ -46,6 +48,10 @@ export async function setUpDevMode (env: Env): Promise<DevSetup> {
       TOOLBRIDGE_AUTH0_CLIENT_ID: DEV_CLIENT_ID,
       TOOLBRIDGE_AUTH0_CLIENT_SECRET: clientSecret,
       TOOLBRIDGE_AUTH0_CLIENT_SECRET_FILE: undefined,
+      // The embedded issuer knows its client by a secret in the body.
+      TOOLBRIDGE_AUTH0_CLIENT_AUTH: 'client_secret_post',
+      TOOLBRIDGE_AUTH0_CLIENT_ASSERTION_KEY: undefined,
+      TOOLBRIDGE_AUTH0_CLIENT_ASSERTION_KEY_FILE: undefined,
       TOOLBRIDGE_AUTH0_DOMAIN: '127.0.0.1',
       TOOLBRIDGE_AUTH0_AUDIENCE: audience,
       TOOLBRIDGE_AUTH0_TOKEN_URL: issuer.tokenUrl,

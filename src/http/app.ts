@@ -1,7 +1,8 @@
 import { createServer, type ServerOptions } from 'node:http'
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyServerFactory } from 'fastify'
 import type { Logger } from 'pino'
-import { systemClock, type Clock, type TokenSource } from '../engine/types.js'
+import type { TokenPool } from '../engine/token-pool.js'
+import { systemClock, type Clock } from '../engine/types.js'
 import { clientErrorHandler } from './client-error.js'
 import { errorHandler, notFound } from './errors.js'
 import { FastTokenPath } from './fast-token.js'
@@ -13,9 +14,9 @@ import type { SidecarMetrics } from '../metrics/metrics.js'
 import { metricsRoutes } from './routes/metrics.js'
 
 export interface AppOptions {
-  source: TokenSource
+  /** One token source per configured audience; the first serves a plain GET /token. */
+  tokens: TokenPool
   secret: SidecarSecret
-  audience: string
   logger: Logger
   metrics?: SidecarMetrics
   clock?: Clock
@@ -42,14 +43,14 @@ const HTTP_OPTIONS: ServerOptions = {
   connectionsCheckingInterval: SERVER_LIMITS.connectionsCheckingIntervalMs
 }
 
-/** Builds the sidecar's HTTP app without listening; closing it closes the token source. */
+/** Builds the sidecar's HTTP app without listening; closing it closes the token sources. */
 export function buildApp (opts: AppOptions): FastifyInstance {
   const accessLogs = opts.logger.isLevelEnabled('debug')
   const clock = opts.clock ?? systemClock
   // With access logs on, every request goes through Fastify so that each is logged.
   const fast = accessLogs
     ? undefined
-    : new FastTokenPath({ source: opts.source, secret: opts.secret, body: new TokenBody(clock), ...(opts.metrics === undefined ? {} : { metrics: opts.metrics }) })
+    : new FastTokenPath({ source: opts.tokens.default, secret: opts.secret, body: new TokenBody(clock), ...(opts.metrics === undefined ? {} : { metrics: opts.metrics }) })
   const app = Fastify({
     loggerInstance: opts.logger as FastifyBaseLogger,
     // The MCP server polls on every request: access logs only when debugging.
@@ -71,13 +72,12 @@ export function buildApp (opts: AppOptions): FastifyInstance {
   app.setErrorHandler(errorHandler)
   app.setNotFoundHandler(notFound)
   app.register(tokenRoutes, {
-    source: opts.source,
+    tokens: opts.tokens,
     secret: opts.secret,
-    audience: opts.audience,
     clock,
     ...(opts.metrics === undefined ? {} : { metrics: opts.metrics })
   })
-  app.register(healthRoutes, { source: opts.source })
+  app.register(healthRoutes, { tokens: opts.tokens })
   if (opts.metrics !== undefined) app.register(metricsRoutes, { metrics: opts.metrics })
   // Before the server waits for in-flight requests: a request waiting on a hanging
   // token fetch is answered 503 at once instead of holding shutdown up.
@@ -87,13 +87,13 @@ export function buildApp (opts: AppOptions): FastifyInstance {
   let reaper: NodeJS.Timeout | undefined
   app.addHook('preClose', (done) => {
     fast?.close()
-    opts.source.stop()
+    opts.tokens.stop()
     reaper = setInterval(() => app.server.closeIdleConnections(), 50).unref()
     done()
   })
   app.addHook('onClose', async () => {
     clearInterval(reaper)
-    await opts.source.close()
+    await opts.tokens.close()
   })
   return app
 }

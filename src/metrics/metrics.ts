@@ -2,8 +2,10 @@ import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom
 import { remainingMs, systemClock, type Clock, type ForcedRefusal, type RefreshAttempt, type RefreshObserver, type ServedToken } from '../engine/types.js'
 import type { Quota, RateLimitInfo } from '../upstream/rate-limit.js'
 
-export interface SidecarMetrics extends RefreshObserver {
+export interface SidecarMetrics {
   readonly registry: Registry
+  /** What one audience's token engine reports to: attempts and forced-refresh refusals, labelled with it. */
+  observer(audience: string): RefreshObserver
   /** Counts one 200 of GET /token: the hot path, a plain increment. */
   tokenServed(): void
   /** Counts one answer of GET /token or POST /token/refresh. */
@@ -11,49 +13,61 @@ export interface SidecarMetrics extends RefreshObserver {
   rateLimit(info: RateLimitInfo): void
 }
 
+/** Where the metrics read token state at scrape time. */
+export interface TokenState {
+  readonly audiences: readonly string[]
+  current(audience: string): ServedToken | undefined
+}
+
 /**
  * The sidecar's Prometheus metrics, in a registry of its own (tests build
  * many apps in one process). Token state is read at scrape time, so the hot
- * path only pays for one counter increment.
+ * path only pays for one counter increment. Metrics about a token carry an
+ * `audience` label; answers, rate limits and quotas are per client.
  */
-export function createMetrics (currentToken: () => ServedToken | undefined, clock: Clock = systemClock): SidecarMetrics {
+export function createMetrics (tokens: TokenState, clock: Clock = systemClock): SidecarMetrics {
   const registry = new Registry()
   collectDefaultMetrics({ register: registry })
 
   const attempts = new Counter({
     name: 'tokensidecar_token_refresh_attempts_total',
     help: 'Upstream token requests, by result and by what triggered them; each is one M2M token request against the Auth0 quota.',
-    labelNames: ['result', 'trigger'] as const,
+    labelNames: ['audience', 'result', 'trigger'] as const,
     registers: [registry]
   })
   const duration = new Histogram({
     name: 'tokensidecar_token_request_duration_seconds',
     help: 'Duration of upstream token requests, connect to last byte.',
-    labelNames: ['result'] as const,
+    labelNames: ['audience', 'result'] as const,
     buckets: [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
     registers: [registry]
   })
   const lifetime = new Gauge({
     name: 'tokensidecar_token_lifetime_seconds',
     help: 'Lifetime (expires_in) of the last token obtained.',
+    labelNames: ['audience'] as const,
     registers: [registry]
   })
   new Gauge({
     name: 'tokensidecar_token_expires_in_seconds',
     help: 'Seconds until the served token expires; NaN when no token is held or it has no known expiry.',
+    labelNames: ['audience'] as const,
     registers: [registry],
     collect () {
-      const token = currentToken()
-      const left = token === undefined ? null : remainingMs(token, clock)
-      this.set(left === null ? Number.NaN : Math.max(0, left / 1000))
+      for (const audience of tokens.audiences) {
+        const token = tokens.current(audience)
+        const left = token === undefined ? null : remainingMs(token, clock)
+        this.set({ audience }, left === null ? Number.NaN : Math.max(0, left / 1000))
+      }
     }
   })
   new Gauge({
     name: 'tokensidecar_token_valid',
     help: '1 while the sidecar holds an unexpired token it can serve, else 0.',
+    labelNames: ['audience'] as const,
     registers: [registry],
     collect () {
-      this.set(currentToken() === undefined ? 0 : 1)
+      for (const audience of tokens.audiences) this.set({ audience }, tokens.current(audience) === undefined ? 0 : 1)
     }
   })
   // Plain numbers on the request path; prom-client reads them at scrape time.
@@ -76,7 +90,7 @@ export function createMetrics (currentToken: () => ServedToken | undefined, cloc
   const forcedRefused = new Counter({
     name: 'tokensidecar_forced_refresh_refused_total',
     help: 'POST /token/refresh calls answered with the held token instead of a new fetch, by reason: too_soon (forced-refresh spacing), not_current (the client reported an older token), backoff (a retry or Retry-After wait runs).',
-    labelNames: ['reason'] as const,
+    labelNames: ['audience', 'reason'] as const,
     registers: [registry]
   })
   const rateLimitGauge = (name: string, help: string) => new Gauge({ name, help, registers: [registry] })
@@ -98,13 +112,17 @@ export function createMetrics (currentToken: () => ServedToken | undefined, cloc
 
   return {
     registry,
-    attempt (event: RefreshAttempt): void {
-      attempts.inc({ result: event.result, trigger: event.trigger })
-      duration.observe({ result: event.result }, event.durationMs / 1000)
-      if (event.lifetimeSeconds !== undefined) lifetime.set(event.lifetimeSeconds)
-    },
-    forcedRefused (reason: ForcedRefusal): void {
-      forcedRefused.inc({ reason })
+    observer (audience: string): RefreshObserver {
+      return {
+        attempt (event: RefreshAttempt): void {
+          attempts.inc({ audience, result: event.result, trigger: event.trigger })
+          duration.observe({ audience, result: event.result }, event.durationMs / 1000)
+          if (event.lifetimeSeconds !== undefined) lifetime.set({ audience }, event.lifetimeSeconds)
+        },
+        forcedRefused (reason: ForcedRefusal): void {
+          forcedRefused.inc({ audience, reason })
+        }
+      }
     },
     tokenServed (): void {
       servedOk.count++

@@ -1,8 +1,11 @@
 import { Pool, type Dispatcher } from 'undici'
 import { B64TOKEN } from '../b64token.js'
+import type { AudienceParam } from '../config/load-config.js'
 import { TokenRequestError } from '../engine/errors.js'
 import { UPSTREAM_BOUNDS } from '../engine/schedule.js'
 import type { FetchedToken, TokenTransport } from '../engine/types.js'
+import { VERSION } from '../version.js'
+import type { ClientAuth, ClientProof } from './client-auth.js'
 import { parseRateLimit, type RateLimitInfo } from './rate-limit.js'
 import { retryAfter } from './retry-after.js'
 
@@ -16,11 +19,18 @@ const MAX_EXCERPT_CHARS = 200
 /** Cleans upstream text for a log line: no configured secret, no control characters, at most `maxChars`. */
 export type Scrub = (text: string, maxChars: number) => string
 
+export const USER_AGENT = `toolbridge-token-sidecar/${VERSION}`
+
 export interface Auth0TransportOptions {
   tokenUrl: URL
-  clientId: string
-  clientSecret: string
+  /** How the client proves itself: secret in the body, Basic, or a signed JWT. */
+  clientAuth: ClientAuth
   audience: string
+  /** How the audience travels: Auth0's `audience`, RFC 8707's `resource`, or both. Default `audience`. */
+  audienceParam?: AudienceParam
+  scope?: string | undefined
+  /** Auth0 organization (id or name) for an M2M token scoped to it. */
+  organization?: string | undefined
   /** Whole request, connect to last byte. */
   timeoutMs: number
   /** For tests; by default a keep-alive pool to the token endpoint's origin. */
@@ -39,12 +49,16 @@ interface Auth0Answer {
   error_description?: unknown
 }
 
-/** The OAuth2 client-credentials grant against Auth0's /oauth/token, over undici. */
+/**
+ * The OAuth 2.0 client-credentials grant (RFC 6749 §4.4) for one audience,
+ * against Auth0's /oauth/token or any standard token endpoint, over undici:
+ * a form-encoded POST, the client authenticated as configured.
+ */
 export class Auth0Transport implements TokenTransport {
   readonly #url: URL
-  readonly #clientId: string
-  readonly #audience: string
-  #body: string
+  /** The grant's fields other than client authentication, in the order sent. */
+  readonly #grant: Array<[string, string]>
+  #clientAuth: ClientAuth
   readonly #timeoutMs: number
   readonly #dispatcher: Dispatcher
   readonly #ownsDispatcher: boolean
@@ -54,23 +68,24 @@ export class Auth0Transport implements TokenTransport {
   constructor (opts: Auth0TransportOptions) {
     this.#scrub = opts.scrub ?? ((text, maxChars) => text.slice(0, maxChars))
     this.#url = opts.tokenUrl
-    this.#clientId = opts.clientId
-    this.#audience = opts.audience
-    this.#body = this.#grant(opts.clientSecret)
+    this.#clientAuth = opts.clientAuth
+    const param = opts.audienceParam ?? 'audience'
+    this.#grant = [
+      ...(param === 'resource' ? [] : [['audience', opts.audience]]),
+      ...(param === 'audience' ? [] : [['resource', opts.audience]]),
+      ...(opts.scope === undefined ? [] : [['scope', opts.scope]]),
+      ...(opts.organization === undefined ? [] : [['organization', opts.organization]])
+    ] as Array<[string, string]>
     this.#onRateLimit = opts.onRateLimit
     this.#timeoutMs = opts.timeoutMs
     this.#ownsDispatcher = opts.dispatcher === undefined
-    this.#dispatcher = opts.dispatcher ?? new Pool(this.#url.origin, {
-      connections: 2,
-      connectTimeout: opts.timeoutMs,
-      // Refreshes are hours apart; a kept socket would be stale by then anyway.
-      keepAliveTimeout: 30_000
-    })
+    this.#dispatcher = opts.dispatcher ?? tokenEndpointPool(this.#url, opts.timeoutMs)
   }
 
   async fetchToken (signal: AbortSignal): Promise<FetchedToken> {
     const timeout = AbortSignal.timeout(this.#timeoutMs)
     const combined = AbortSignal.any([signal, timeout])
+    const proof = await this.#proof()
     let response: Dispatcher.ResponseData
     let text: string
     try {
@@ -78,8 +93,13 @@ export class Auth0Transport implements TokenTransport {
         origin: this.#url.origin,
         path: this.#url.pathname + this.#url.search,
         method: 'POST',
-        headers: { 'content-type': 'application/json', accept: 'application/json' },
-        body: this.#body,
+        headers: {
+          'content-type': 'application/x-www-form-urlencoded',
+          accept: 'application/json',
+          'user-agent': USER_AGENT,
+          ...proof.headers
+        },
+        body: new URLSearchParams([['grant_type', 'client_credentials'], ...proof.fields, ...this.#grant]).toString(),
         signal: combined
       })
       text = await readCapped(response.body, MAX_RESPONSE_BYTES)
@@ -90,18 +110,20 @@ export class Auth0Transport implements TokenTransport {
     return this.#interpret(response.statusCode, response.headers, text)
   }
 
-  /** Secret rotation: used from the next request on. */
-  setClientSecret (clientSecret: string): void {
-    this.#body = this.#grant(clientSecret)
+  /** Secret or key rotation: used from the next request on. */
+  setClientAuth (clientAuth: ClientAuth): void {
+    this.#clientAuth = clientAuth
   }
 
-  #grant (clientSecret: string): string {
-    return JSON.stringify({
-      grant_type: 'client_credentials',
-      client_id: this.#clientId,
-      client_secret: clientSecret,
-      audience: this.#audience
-    })
+  async #proof (): Promise<ClientProof> {
+    // The key was checked at start-up and on reload, so this is not expected to fail.
+    try {
+      return await this.#clientAuth.proof()
+    } catch (err) {
+      throw new TokenRequestError(`cannot sign the client assertion: ${(err as Error).message}`, {
+        kind: 'config_error', code: 'CLIENT_ASSERTION_FAILED', cause: err
+      })
+    }
   }
 
   async close (): Promise<void> {
@@ -115,9 +137,13 @@ export class Auth0Transport implements TokenTransport {
         kind: 'network_error', code: 'TIMEOUT', cause: err
       })
     }
-    const code = (err as { code?: unknown }).code
-    return new TokenRequestError(`token request to ${this.#url.host} failed: ${typeof code === 'string' ? code : (err as Error).message}`, {
-      kind: 'network_error', code: typeof code === 'string' ? code : 'NETWORK_ERROR', cause: err
+    const { code, message } = err as { code?: unknown, message?: unknown }
+    const known = typeof code === 'string' ? code : undefined
+    // TLS failures need their message (self-signed certificate, hostname mismatch…), not only a code.
+    let why = typeof message === 'string' && message !== '' ? message : known ?? 'unknown error'
+    if (known !== undefined && !why.includes(known)) why = `${why} (${known})`
+    return new TokenRequestError(`token request to ${this.#url.host} failed: ${this.#scrub(why, MAX_DESCRIPTION_CHARS)}`, {
+      kind: 'network_error', code: known ?? 'NETWORK_ERROR', cause: err
     })
   }
 
@@ -176,6 +202,16 @@ export class Auth0Transport implements TokenTransport {
       ...(wait?.capped === undefined ? {} : { retryAfterCapped: wait.capped })
     })
   }
+}
+
+/** A keep-alive pool to the token endpoint's origin, which the transports of several audiences can share. */
+export function tokenEndpointPool (url: URL, timeoutMs: number): Pool {
+  return new Pool(url.origin, {
+    connections: 2,
+    connectTimeout: timeoutMs,
+    // Refreshes are hours apart; a kept socket would be stale by then anyway.
+    keepAliveTimeout: 30_000
+  })
 }
 
 function invalid (what: string, status: number): TokenRequestError {

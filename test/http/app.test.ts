@@ -3,6 +3,7 @@ import { StaticToken } from '../../src/engine/static-token.js'
 import { TokenManager } from '../../src/engine/token-manager.js'
 import type { TokenSource } from '../../src/engine/types.js'
 import { buildApp } from '../../src/http/app.js'
+import { TokenPool } from '../../src/engine/token-pool.js'
 import { SidecarSecret } from '../../src/http/sidecar-secret.js'
 import { FakeClock, flush, settle } from '../fixtures/fake-clock.js'
 import { FakeTransport } from '../fixtures/fake-transport.js'
@@ -18,7 +19,7 @@ function setup (t: Test, level = 'info') {
   const transport = new FakeTransport()
   const captured = captureLogger(level)
   const source = new TokenManager({ transport, logger: captured.logger, refreshBufferMs: 300_000, clock, timers: clock, random: () => 0 })
-  const app = buildApp({ source, secret: new SidecarSecret(SECRET), audience: AUDIENCE, logger: captured.logger, clock })
+  const app = buildApp({ tokens: new TokenPool([[AUDIENCE, source]]), secret: new SidecarSecret(SECRET), logger: captured.logger, clock })
   t.teardown(() => app.close())
   return { app, clock, transport, source, lines: captured.lines }
 }
@@ -214,7 +215,7 @@ t.test('unexpected errors are a generic 500 without internals', async (t) => {
     async close () {}
   }
   const captured = captureLogger()
-  const app = buildApp({ source, secret: new SidecarSecret(SECRET), audience: AUDIENCE, logger: captured.logger })
+  const app = buildApp({ tokens: new TokenPool([[AUDIENCE, source]]), secret: new SidecarSecret(SECRET), logger: captured.logger })
   t.teardown(() => app.close())
   const res = await app.inject({ url: '/token', headers: auth })
   t.equal(res.statusCode, 500)
@@ -243,7 +244,7 @@ t.test('static mode serves the configured token', async (t) => {
   const captured = captureLogger()
   const source = new StaticToken({ token: 'static-opaque-token-value', logger: captured.logger, warnBeforeMs: 300_000 })
   registerSecret('static-opaque-token-value')
-  const app = buildApp({ source, secret: new SidecarSecret(SECRET), audience: AUDIENCE, logger: captured.logger })
+  const app = buildApp({ tokens: new TokenPool([[AUDIENCE, source]]), secret: new SidecarSecret(SECRET), logger: captured.logger })
   t.teardown(() => app.close())
   source.start()
   const res = await app.inject({ url: '/token', headers: auth })

@@ -3,6 +3,7 @@ import t, { type Test } from 'tap'
 import { request } from 'undici'
 import { TokenManager } from '../../src/engine/token-manager.js'
 import { buildApp } from '../../src/http/app.js'
+import { TokenPool } from '../../src/engine/token-pool.js'
 import { SidecarSecret } from '../../src/http/sidecar-secret.js'
 import { createMetrics } from '../../src/metrics/metrics.js'
 import { FakeClock, flush } from '../fixtures/fake-clock.js'
@@ -18,9 +19,9 @@ async function listening (t: Test, level = 'info') {
   const transport = new FakeTransport()
   const captured = captureLogger(level)
   let source: TokenManager | undefined
-  const metrics = createMetrics(() => source?.current(), clock)
-  source = new TokenManager({ transport, logger: captured.logger, refreshBufferMs: 300_000, clock, timers: clock, random: () => 0, observer: metrics })
-  const app = buildApp({ source, secret: new SidecarSecret(SECRET), audience: 'https://api.example', logger: captured.logger, metrics, clock })
+  const metrics = createMetrics({ audiences: ['https://api.example'], current: () => source?.current() }, clock)
+  source = new TokenManager({ transport, logger: captured.logger, refreshBufferMs: 300_000, clock, timers: clock, random: () => 0, observer: metrics.observer('https://api.example') })
+  const app = buildApp({ tokens: new TokenPool([['https://api.example', source]]), secret: new SidecarSecret(SECRET), logger: captured.logger, metrics, clock })
   t.teardown(() => app.close())
   source.start()
   const token = transport.succeed(3600)

@@ -4,6 +4,7 @@ import type { FastifyInstance } from 'fastify'
 import t, { type Test } from 'tap'
 import { TokenManager } from '../../src/engine/token-manager.js'
 import { buildApp, SERVER_LIMITS } from '../../src/http/app.js'
+import { TokenPool } from '../../src/engine/token-pool.js'
 import { clientErrorHandler } from '../../src/http/client-error.js'
 import { SidecarSecret } from '../../src/http/sidecar-secret.js'
 import { createMetrics } from '../../src/metrics/metrics.js'
@@ -21,12 +22,11 @@ async function setup (t: Test, opts: { level?: string, maxConnections?: number }
   const transport = new FakeTransport()
   const captured = captureLogger(opts.level ?? 'info')
   let source: TokenManager | undefined
-  const metrics = createMetrics(() => source?.current(), clock)
-  source = new TokenManager({ transport, logger: captured.logger, refreshBufferMs: 300_000, clock, timers: clock, random: () => 0, observer: metrics })
+  const metrics = createMetrics({ audiences: ['https://api.example'], current: () => source?.current() }, clock)
+  source = new TokenManager({ transport, logger: captured.logger, refreshBufferMs: 300_000, clock, timers: clock, random: () => 0, observer: metrics.observer('https://api.example') })
   const app = buildApp({
-    source,
+    tokens: new TokenPool([['https://api.example', source]]),
     secret: new SidecarSecret(SECRET),
-    audience: 'https://api.example',
     logger: captured.logger,
     metrics,
     clock,
@@ -62,7 +62,7 @@ t.test('POST /token/refresh with the hash of an older token: the current token, 
     t.equal(res.json().access_token, token)
   }
   t.equal(transport.open, 0, 'nothing fetched')
-  t.match(await metrics.registry.metrics(), /tokensidecar_forced_refresh_refused_total\{reason="not_current"\} 3/)
+  t.match(await metrics.registry.metrics(), /tokensidecar_forced_refresh_refused_total\{audience="https:\/\/api\.example",reason="not_current"\} 3/)
 })
 
 t.test('POST /token/refresh with the current token\'s hash, as JSON or a form: a fetch', async (t) => {
@@ -124,7 +124,7 @@ t.test('the forced-refresh spacing holds through the HTTP API, and is counted', 
     t.equal((await refresh({})).statusCode, 200)
   }
   t.equal(transport.open, 0, '5 s of hammering: no fetch')
-  t.match(await metrics.registry.metrics(), /tokensidecar_forced_refresh_refused_total\{reason="too_soon"\} 50/)
+  t.match(await metrics.registry.metrics(), /tokensidecar_forced_refresh_refused_total\{audience="https:\/\/api\.example",reason="too_soon"\} 50/)
 })
 
 /** Sends raw bytes and resolves with what the server answered before closing. */

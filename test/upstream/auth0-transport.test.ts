@@ -3,6 +3,8 @@ import t, { type Test } from 'tap'
 import { TokenRequestError } from '../../src/engine/errors.js'
 import { Auth0Transport, MAX_RESPONSE_BYTES } from '../../src/upstream/auth0-transport.js'
 import { retryAfter } from '../../src/upstream/retry-after.js'
+import { secretPost } from '../../src/upstream/client-auth.js'
+import { VERSION } from '../../src/version.js'
 import { FakeAuth0 } from '../fixtures/fake-auth0.js'
 import { registerSecret } from '../fixtures/suite-log.js'
 import { SecretScrubber } from '../../src/secret-scrubber.js'
@@ -11,8 +13,7 @@ async function setup (t: Test, timeoutMs = 2000) {
   const auth0 = await FakeAuth0.start()
   const transport = new Auth0Transport({
     tokenUrl: new URL(auth0.tokenUrl),
-    clientId: auth0.clientId,
-    clientSecret: auth0.clientSecret,
+    clientAuth: secretPost(auth0.clientId, auth0.clientSecret),
     audience: auth0.audience,
     timeoutMs
   })
@@ -31,7 +32,7 @@ async function failure (promise: Promise<unknown>): Promise<TokenRequestError> {
   return err
 }
 
-t.test('sends the client-credentials grant as Auth0 documents it', async (t) => {
+t.test('sends the client-credentials grant as a form (RFC 6749 §4.4.2), as Auth0 documents it', async (t) => {
   const { auth0, transport } = await setup(t)
   const token = await transport.fetchToken(never)
   t.equal(token.accessToken, auth0.issued[0])
@@ -39,8 +40,11 @@ t.test('sends the client-credentials grant as Auth0 documents it', async (t) => 
   const [request] = auth0.requests
   t.equal(request?.method, 'POST')
   t.equal(request?.path, '/oauth/token')
-  t.match(request?.headers['content-type'], /^application\/json/)
-  t.same(request?.body, { grant_type: 'client_credentials', client_id: auth0.clientId, client_secret: auth0.clientSecret, audience: auth0.audience })
+  t.equal(request?.headers['content-type'], 'application/x-www-form-urlencoded')
+  t.equal(request?.headers.accept, 'application/json')
+  t.equal(request?.headers['user-agent'], `toolbridge-token-sidecar/${VERSION}`)
+  t.equal(request?.headers.authorization, undefined)
+  t.equal(request?.rawBody, new URLSearchParams({ grant_type: 'client_credentials', client_id: auth0.clientId, client_secret: auth0.clientSecret, audience: auth0.audience }).toString())
 })
 
 t.test('reuses the connection (keep-alive pool)', async (t) => {
@@ -143,7 +147,7 @@ t.test('a slow body times out too: the limit runs to the last byte', async (t) =
   })
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
   const port = (server.address() as { port: number }).port
-  const transport = new Auth0Transport({ tokenUrl: new URL(`http://127.0.0.1:${port}/oauth/token`), clientId: 'x', clientSecret: 'y', audience: 'z', timeoutMs: 300 })
+  const transport = new Auth0Transport({ tokenUrl: new URL(`http://127.0.0.1:${port}/oauth/token`), clientAuth: secretPost('x', 'y'), audience: 'z', timeoutMs: 300 })
   t.teardown(async () => {
     await transport.close()
     server.close()
@@ -156,7 +160,7 @@ t.test('a refused connection is a network error', async (t) => {
   const auth0 = await FakeAuth0.start()
   const url = new URL(auth0.tokenUrl)
   await auth0.close()
-  const transport = new Auth0Transport({ tokenUrl: url, clientId: 'x', clientSecret: 'y', audience: 'z', timeoutMs: 1000 })
+  const transport = new Auth0Transport({ tokenUrl: url, clientAuth: secretPost('x', 'y'), audience: 'z', timeoutMs: 1000 })
   t.teardown(() => transport.close())
   t.match(await failure(transport.fetchToken(never)), { kind: 'network_error', code: 'ECONNREFUSED' })
 })
@@ -233,8 +237,7 @@ t.test('upstream text is cleaned of configured secrets and capped before it can 
   registerSecret('the-sidecar-secret-0123456789abcdef')
   const transport = new Auth0Transport({
     tokenUrl: new URL(auth0.tokenUrl),
-    clientId: auth0.clientId,
-    clientSecret: auth0.clientSecret,
+    clientAuth: secretPost(auth0.clientId, auth0.clientSecret),
     audience: auth0.audience,
     timeoutMs: 2000,
     scrub: (text, max) => scrubber.scrub(text, max)

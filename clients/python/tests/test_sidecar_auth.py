@@ -18,6 +18,7 @@ import sys
 import threading
 import time
 import unittest
+from urllib.parse import parse_qs
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -31,6 +32,7 @@ import toolbridge_sidecar_auth as sa  # noqa: E402
 SIDECAR_SECRET = "python-client-sidecar-secret-" + secrets.token_hex(8)
 CLIENT_ID = "python-test-client"
 CLIENT_SECRET = "python-test-client-secret-" + secrets.token_hex(8)
+AUDIENCES = ["https://toolbridgeapi.erauner.dev", "https://reports.example"]
 
 
 def serve(handler: type[BaseHTTPRequestHandler]) -> ThreadingHTTPServer:
@@ -40,21 +42,36 @@ def serve(handler: type[BaseHTTPRequestHandler]) -> ThreadingHTTPServer:
 
 
 class Auth0StandIn(BaseHTTPRequestHandler):
-    """POST /oauth/token as Auth0 answers it: a token for the right credentials, else 401."""
+    """POST /oauth/token as a standard server answers it: a form, a token for the right credentials, else 401."""
 
     issued: list[str] = []
+    audience_of: dict[str, str] = {}
 
     def log_message(self, *args: object) -> None:
         pass
 
     def do_POST(self) -> None:
-        body = json.loads(self.rfile.read(int(self.headers["content-length"])))
+        raw = self.rfile.read(int(self.headers["content-length"])).decode()
+        if self.headers.get("content-type") != "application/x-www-form-urlencoded":
+            self._send(400, {"error": "invalid_request", "error_description": "form bodies only"})
+            return
+        body = {name: values[0] for name, values in parse_qs(raw).items()}
         if body.get("client_id") != CLIENT_ID or body.get("client_secret") != CLIENT_SECRET:
             self._send(401, {"error": "access_denied", "error_description": "Unauthorized"})
             return
+        audience = body.get("audience", "")
+        if audience not in AUDIENCES:
+            self._send(403, {"error": "access_denied", "error_description": "Service not found"})
+            return
         token = "eyJ.python-test-token-" + secrets.token_hex(16)
         Auth0StandIn.issued.append(token)
+        Auth0StandIn.audience_of[token] = audience
         self._send(200, {"access_token": token, "expires_in": 86400, "token_type": "Bearer"})
+
+    @classmethod
+    def first(cls, audience: str = AUDIENCES[0]) -> str:
+        """The first token issued for an audience (the sidecar's default unless named)."""
+        return next(token for token in cls.issued if cls.audience_of[token] == audience)
 
     def _send(self, status: int, body: dict[str, object]) -> None:
         data = json.dumps(body).encode()
@@ -94,6 +111,7 @@ class Sidecar:
             "TOOLBRIDGE_AUTH0_CLIENT_ID": CLIENT_ID,
             "TOOLBRIDGE_AUTH0_CLIENT_SECRET": client_secret,
             "TOOLBRIDGE_AUTH0_TOKEN_URL": token_url,
+            "TOOLBRIDGE_AUTH0_AUDIENCE": ",".join(AUDIENCES),
             "TOOLBRIDGE_SIDECAR_SECRET": SIDECAR_SECRET,
             "TOOLBRIDGE_SIDECAR_PORT": "0",
         }
@@ -103,6 +121,7 @@ class Sidecar:
         self.lines: list[str] = []
         self.port = 0
         ready = threading.Event()
+        settled: list[str] = []
 
         def read() -> None:
             assert self.process.stdout is not None
@@ -112,7 +131,9 @@ class Sidecar:
                 if match:
                     self.port = int(match.group(1))
                 if '"event":"token_refreshed"' in line or '"event":"token_refresh_failed"' in line:
-                    ready.set()
+                    settled.append(line)
+                    if len(settled) == len(AUDIENCES):  # one start-up fetch per audience
+                        ready.set()
 
         threading.Thread(target=read, daemon=True).start()
         if not ready.wait(15) or not self.port:
@@ -129,7 +150,7 @@ class Sidecar:
     def refused(self, reason: str) -> float:
         with httpx.Client() as client:
             metrics = client.get(self.url + "/metrics").text
-        match = re.search(rf'^tokensidecar_forced_refresh_refused_total\{{reason="{reason}"\}} (\S+)$', metrics, re.M)
+        match = re.search(rf'^tokensidecar_forced_refresh_refused_total\{{audience="{AUDIENCES[0]}",reason="{reason}"\}} (\S+)$', metrics, re.M)
         return float(match.group(1)) if match else 0.0
 
     def stop(self) -> None:
@@ -181,7 +202,7 @@ class SidecarAuthTests(unittest.TestCase):
         with httpx.Client(auth=auth) as client:
             response = client.get(self.api_url)
         self.assertEqual(response.status_code, 200)
-        self.assertEqual(Api.seen, [f"Bearer {Auth0StandIn.issued[0]}"])
+        self.assertEqual(Api.seen, [f"Bearer {Auth0StandIn.first()}"])
 
     def test_sets_the_header_async_and_from_the_environment(self) -> None:
         async def call() -> httpx.Response:
@@ -200,7 +221,7 @@ class SidecarAuthTests(unittest.TestCase):
         import asyncio
 
         self.assertEqual(asyncio.run(call()).status_code, 200)
-        self.assertEqual(Api.seen, [f"Bearer {Auth0StandIn.issued[0]}"] * 2)
+        self.assertEqual(Api.seen, [f"Bearer {Auth0StandIn.first()}"] * 2)
 
     def test_401_refreshes_and_retries_once(self) -> None:
         before = self.sidecar.refresh_calls()
@@ -232,7 +253,7 @@ class SidecarAuthTests(unittest.TestCase):
         auth.client.refresh = lambda rejected=None: (seen.append(rejected), refresh(rejected))[1]  # type: ignore[method-assign]
         with httpx.Client(auth=auth) as client:
             client.get(self.api_url)
-        self.assertEqual(seen, [Auth0StandIn.issued[0]])
+        self.assertEqual(seen, [Auth0StandIn.first()])
 
         async def call() -> None:
             Api.reject = 1
@@ -247,7 +268,7 @@ class SidecarAuthTests(unittest.TestCase):
             async with httpx.AsyncClient(auth=auth) as client:
                 await client.get(self.api_url)
             await auth.client.aclose()
-            self.assertEqual(aseen, [Auth0StandIn.issued[0]])
+            self.assertEqual(aseen, [Auth0StandIn.first()])
 
         import asyncio
 
@@ -288,7 +309,35 @@ class SidecarAuthTests(unittest.TestCase):
 
     def test_fallback_1_the_sidecar(self) -> None:
         header = self.run_header({"TOOLBRIDGE_TOKEN_SIDECAR_URL": self.sidecar.url, "TOOLBRIDGE_SIDECAR_SECRET": SIDECAR_SECRET, "TOOLBRIDGE_JWT_TOKEN": "static"}, "Bearer user")
-        self.assertEqual(header, {"Authorization": f"Bearer {Auth0StandIn.issued[0]}"})
+        self.assertEqual(header, {"Authorization": f"Bearer {Auth0StandIn.first()}"})
+
+    def test_an_audience_picks_that_audiences_token(self) -> None:
+        client = sa.SidecarClient(self.sidecar.url, SIDECAR_SECRET, audience=AUDIENCES[1])
+        self.addCleanup(client.close)
+        self.assertEqual(client.token(), Auth0StandIn.first(AUDIENCES[1]))
+        self.assertEqual(client.refresh("an-older-token"), Auth0StandIn.first(AUDIENCES[1]))
+        auth = sa.SidecarAuth(self.sidecar.url, SIDECAR_SECRET, audience=AUDIENCES[1])
+        self.addCleanup(auth.client.close)
+        with httpx.Client(auth=auth) as http:
+            http.get(self.api_url)
+        self.assertEqual(Api.seen, [f"Bearer {Auth0StandIn.first(AUDIENCES[1])}"])
+        header = self.run_header({
+            "TOOLBRIDGE_TOKEN_SIDECAR_URL": self.sidecar.url,
+            "TOOLBRIDGE_SIDECAR_SECRET": SIDECAR_SECRET,
+            "TOOLBRIDGE_TOKEN_SIDECAR_AUDIENCE": AUDIENCES[1],
+        })
+        self.assertEqual(header, {"Authorization": f"Bearer {Auth0StandIn.first(AUDIENCES[1])}"})
+        default = sa.SidecarClient(self.sidecar.url, SIDECAR_SECRET)
+        self.addCleanup(default.close)
+        self.assertEqual(default.token(), Auth0StandIn.first(AUDIENCES[0]), "no audience: the sidecar's default")
+
+    def test_an_audience_the_sidecar_does_not_serve_is_a_config_error(self) -> None:
+        client = sa.SidecarClient(self.sidecar.url, SIDECAR_SECRET, audience="https://not-configured.example")
+        self.addCleanup(client.close)
+        with self.assertRaises(sa.SidecarConfigError) as caught:
+            client.token()
+        self.assertIn("(400)", str(caught.exception))
+        self.assertIn(AUDIENCES[1], str(caught.exception), "the sidecar names the audiences it serves")
 
     def test_fallback_2_the_static_token_with_one_warning(self) -> None:
         with self.assertLogs("toolbridge.sidecar_auth", logging.WARNING) as logs:

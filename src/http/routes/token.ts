@@ -1,4 +1,5 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import type { TokenPool } from '../../engine/token-pool.js'
 import type { Clock, ServedToken, TokenSource } from '../../engine/types.js'
 import { secretGuard } from '../require-secret.js'
 import type { SidecarSecret } from '../sidecar-secret.js'
@@ -6,9 +7,8 @@ import { JSON_TYPE, TokenBody } from '../token-body.js'
 import type { SidecarMetrics } from '../../metrics/metrics.js'
 
 export interface TokenRoutesOptions {
-  source: TokenSource
+  tokens: TokenPool
   secret: SidecarSecret
-  audience: string
   clock: Clock
   metrics?: SidecarMetrics
 }
@@ -24,9 +24,14 @@ const noMetrics = { tokenServed () {}, response () {} }
  * must wait for a fetch. Every answer is the same as on the slow path.
  */
 export async function tokenRoutes (app: FastifyInstance, opts: TokenRoutesOptions): Promise<void> {
-  const { source, audience } = opts
+  const { tokens } = opts
   const metrics = opts.metrics ?? noMetrics
-  const body = new TokenBody(opts.clock)
+  // One cached body per audience: each changes with its own token.
+  const bodies = new Map(tokens.audiences.map((audience) => [tokens.get(audience)!, new TokenBody(opts.clock)]))
+  const body = (source: TokenSource): TokenBody => bodies.get(source)!
+  const served = tokens.audiences.length === 1
+    ? `this sidecar only serves tokens for audience ${tokens.defaultAudience}`
+    : `this sidecar serves tokens for these audiences only: ${tokens.audiences.join(', ')}`
   // One guard for both routes, so rejections share one log-line budget; the refresh route counts its own answers.
   const allowed = secretGuard(opts.secret, (request) => {
     if (request.method !== 'POST') metrics.response('/token', 401)
@@ -36,18 +41,18 @@ export async function tokenRoutes (app: FastifyInstance, opts: TokenRoutesOption
     return reply.header('cache-control', 'no-store').header('content-type', JSON_TYPE).send(json)
   }
 
-  /** `?audience=` may only name the configured audience; answers 400 otherwise. */
-  function wrongAudience (request: FastifyRequest, reply: FastifyReply): boolean {
+  /** The source `?audience=` names (the default without one), or undefined after answering 400. */
+  function audienceSource (request: FastifyRequest, reply: FastifyReply): TokenSource | undefined {
     const asked = (request.query as { audience?: unknown }).audience
-    if (asked === undefined || asked === audience) return false
-    void reply.code(400).header('cache-control', 'no-store').send({
-      error: 'invalid_request',
-      error_description: `this sidecar only serves tokens for audience ${audience}`
-    })
-    return true
+    if (asked === undefined) return tokens.default
+    const source = typeof asked === 'string' ? tokens.get(asked) : undefined
+    if (source === undefined) {
+      void reply.code(400).header('cache-control', 'no-store').send({ error: 'invalid_request', error_description: served })
+    }
+    return source
   }
 
-  async function waitForToken (reply: FastifyReply): Promise<FastifyReply> {
+  async function waitForToken (source: TokenSource, reply: FastifyReply): Promise<FastifyReply> {
     let token: ServedToken
     try {
       token = await source.token()
@@ -56,7 +61,7 @@ export async function tokenRoutes (app: FastifyInstance, opts: TokenRoutesOption
       throw err
     }
     metrics.tokenServed()
-    return send(reply, body.fresh(token))
+    return send(reply, body(source).fresh(token))
   }
 
   // POST /token/refresh may say which token the API rejected, as JSON or a form; any other body is dropped.
@@ -71,14 +76,15 @@ export async function tokenRoutes (app: FastifyInstance, opts: TokenRoutesOption
   app.get('/token', (request, reply) => {
     if (!allowed(request, reply)) return
     // Fastify parses a query string only when there is one.
-    if (request.url.length !== 6 && wrongAudience(request, reply)) {
+    const source = request.url.length === 6 ? tokens.default : audienceSource(request, reply)
+    if (source === undefined) {
       metrics.response('/token', 400)
       return
     }
     const serving = source.serving()
-    if (serving === undefined) return waitForToken(reply)
+    if (serving === undefined) return waitForToken(source, reply)
     metrics.tokenServed()
-    send(reply, body.cached(serving))
+    send(reply, body(source).cached(serving))
   })
 
   // Rare (after an API 401): the plain async path, counted by a hook on this route only.
@@ -88,8 +94,10 @@ export async function tokenRoutes (app: FastifyInstance, opts: TokenRoutesOption
       done()
     }
   }, async (request, reply) => {
-    if (!allowed(request, reply) || wrongAudience(request, reply)) return reply
-    return send(reply, body.fresh(await source.forceRefresh(rejectedToken(request.body as RefreshBody | undefined))))
+    if (!allowed(request, reply)) return reply
+    const source = audienceSource(request, reply)
+    if (source === undefined) return reply
+    return send(reply, body(source).fresh(await source.forceRefresh(rejectedToken(request.body as RefreshBody | undefined))))
   })
 }
 
