@@ -36,7 +36,8 @@ t.test('without it, the TLS failure is logged with its message, not only its cod
     level: 'warn',
     error_kind: 'network_error',
     code: 'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
-    msg: /token request to 127\.0\.0\.1:\d+ failed: unable to verify the first certificate \(UNABLE_TO_VERIFY_LEAF_SIGNATURE\)/
+    // Node 24 adds a hint about --use-system-ca to the message.
+    msg: /token request to 127\.0\.0\.1:\d+ failed: unable to verify the first certificate[^(]*\(UNABLE_TO_VERIFY_LEAF_SIGNATURE\)/
   })
   t.equal(auth0.tokenRequests(), 0, 'nothing reached the endpoint')
   const health = await fetch(`http://127.0.0.1:${port!}/healthz`)
