@@ -1,9 +1,12 @@
 // npm run bench: CPU per GET /token against a bare Fastify route in paired
 // rounds at a fixed offered rate, start-up time, the single-flight burst, the
-// secret comparison, and a million-request memory run. Prints figures; asserts nothing.
+// secret comparison, a million-request memory run, and a fleet sharing one token
+// through Redis (bench/fleet.mjs). Prints figures; asserts nothing.
 //
 //   node bench/run.mjs [--rounds 7] [--duration 10] [--warmup 2] [--rate 4000] [--connections 10]
-//                      [--starts 5] [--burst 1000] [--requests 1000000] [--write docs/benchmarks.md]
+//                      [--starts 5] [--burst 1000] [--requests 1000000]
+//                      [--fleet 1,5,20] [--fleet-restarts 2] [--fleet-lifetimes 1] [--fleet-lifetime 30]
+//                      [--write docs/benchmarks.md]
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto'
 import { existsSync, readFileSync, writeFileSync } from 'node:fs'
 import { createServer } from 'node:net'
@@ -13,6 +16,7 @@ import autocannon from 'autocannon'
 import { Agent, request } from 'undici'
 import { cpuMicros, memory, PINNED, spawnNode } from './proc.mjs'
 import { startStandIn } from './stand-in.mjs'
+import { fleetScenario, fleetTable } from './fleet.mjs'
 import { SidecarSecret } from '../dist/http/sidecar-secret.js'
 
 const { values: args } = parseArgs({
@@ -25,6 +29,12 @@ const { values: args } = parseArgs({
     starts: { type: 'string', default: '5' },
     burst: { type: 'string', default: '1000' },
     requests: { type: 'string', default: '1000000' },
+    // Fleet sizes, comma-separated; empty skips the fleet scenario.
+    fleet: { type: 'string', default: '1,5,20' },
+    'fleet-restarts': { type: 'string', default: '2' },
+    'fleet-lifetimes': { type: 'string', default: '1' },
+    // Long enough for 20 processes to start within one token's life on one core.
+    'fleet-lifetime': { type: 'string', default: '30' },
     write: { type: 'string' }
   }
 })
@@ -36,6 +46,7 @@ const CONNECTIONS = Number(args.connections)
 const STARTS = Number(args.starts)
 const BURST = Number(args.burst)
 const REQUESTS = Number(args.requests)
+const FLEET = { sizes: args.fleet.split(',').filter(Boolean).map(Number), restarts: Number(args['fleet-restarts']), lifetimes: Number(args['fleet-lifetimes']), lifetimeSeconds: Number(args['fleet-lifetime']) }
 
 const CLI = new URL('../dist/cli.js', import.meta.url).pathname
 const BASELINE = new URL('./baseline.mjs', import.meta.url).pathname
@@ -305,9 +316,10 @@ const st = await startup()
 const sc = secretCompare()
 const bu = await burst()
 const so = await soak()
+const fl = FLEET.sizes.length === 0 ? [] : await fleetScenario({ ...FLEET, startSidecar, stop, waitForToken, client: CLIENT, freePort })
 
 const machine = `${cpus().length} × ${cpus()[0].model.trim()}, ${Math.round(totalmem() / 2 ** 30)} GiB, Node.js ${process.version}, ${process.platform}${PINNED ? '; load generator on core 0, servers on core 1 (taskset)' : '; one core: nothing pinned'}`
-const command = `node bench/run.mjs --rounds ${ROUNDS} --duration ${DURATION} --warmup ${WARMUP} --rate ${RATE} --connections ${CONNECTIONS} --starts ${STARTS} --burst ${BURST} --requests ${REQUESTS}`
+const command = `node bench/run.mjs --rounds ${ROUNDS} --duration ${DURATION} --warmup ${WARMUP} --rate ${RATE} --connections ${CONNECTIONS} --starts ${STARTS} --burst ${BURST} --requests ${REQUESTS} --fleet ${FLEET.sizes.join(',') || '""'} --fleet-restarts ${FLEET.restarts} --fleet-lifetimes ${FLEET.lifetimes} --fleet-lifetime ${FLEET.lifetimeSeconds}`
 const row = (name, s, extra) => `| ${name} | ${s.cpuUs.toFixed(1)} | ${Math.round(s.rps)} | ${s.p50} | ${s.p99} | ${s.errors} | ${s.non2xx} | ${extra} |`
 const report = `## GET /token: server CPU per request at ${RATE} req/s offered (${ROUNDS} paired rounds × ${DURATION} s, ${CONNECTIONS} connections)
 
@@ -341,7 +353,7 @@ ${sc.map((r) => `| ${r.name} | ${Math.round(r.ns)} |`).join('\n')}
 | requests | errors | non-2xx | RSS before | RSS after | peak RSS | upstream token requests |
 |---|---|---|---|---|---|---|
 | ${so.requests} | ${so.errors} | ${so.non2xx} | ${mb(so.before.rss)} MB | ${mb(so.after.rss)} MB | ${mb(so.after.peak)} MB | ${so.upstream} |
-`
+${fl.length === 0 ? '' : `\n${fleetTable(fl, FLEET)}`}`
 process.stdout.write(`${report}\nmachine: ${machine}\n`)
 
 if (args.write !== undefined) {

@@ -3,7 +3,7 @@ import { ConfigError, loadConfig, type Env } from './config/load-config.js'
 import { curlLine, DevModeError, setUpDevMode, type DevSetup } from './dev/dev-mode.js'
 import { createLogger } from './logger.js'
 import { SHUTDOWN_GRACE_MS } from './shutdown.js'
-import { createSidecar } from './sidecar.js'
+import { createSidecar, type FleetStore } from './sidecar.js'
 
 /**
  * Runs the sidecar until a signal ends it: config, logger, app, listen,
@@ -25,7 +25,13 @@ export async function serve (env: Env, dev?: DevSetup): Promise<number | undefin
   if (dev !== undefined) {
     logger.warn({ event: 'dev_mode' }, 'DEV MODE: tokens come from an embedded local issuer, not Auth0. NOT FOR PRODUCTION.')
   }
-  const { app, tokens, reload } = createSidecar(config, logger)
+  let tokenStore: FleetStore | undefined
+  if (config.tokenStore !== undefined && config.credentials !== undefined) {
+    // Loaded only when configured: most sidecars never need a Redis client.
+    const { RedisTokenStore } = await import('./store/redis-store.js')
+    tokenStore = new RedisTokenStore({ ...config.tokenStore, logger: logger.child({ component: 'token-store' }) })
+  }
+  const { app, tokens, reload } = createSidecar(config, logger, tokenStore === undefined ? {} : { tokenStore })
   // Installed before listening, so a signal during start-up also shuts down cleanly.
   const grace = closeWithGrace({
     delay: SHUTDOWN_GRACE_MS,

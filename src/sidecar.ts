@@ -4,7 +4,7 @@ import { assertionKey, type Config, type Credentials, type Env, type SecretName 
 import { reloadSecrets } from './config/reload-secrets.js'
 import { StaticToken } from './engine/static-token.js'
 import { TokenManager } from './engine/token-manager.js'
-import { TokenPool } from './engine/token-pool.js'
+import { TokenPool, type StoreHealth } from './engine/token-pool.js'
 import type { Clock, Timers, TokenSource } from './engine/types.js'
 import { buildApp } from './http/app.js'
 import { SidecarSecret } from './http/sidecar-secret.js'
@@ -13,12 +13,33 @@ import { Auth0Transport, tokenEndpointPool } from './upstream/auth0-transport.js
 import { clientAuthFor } from './upstream/client-auth.js'
 import { lowQuotas } from './upstream/rate-limit.js'
 import { SecretScrubber } from './secret-scrubber.js'
+import { EntryCipher } from './store/entry-cipher.js'
+import type { TokenIdentity } from './store/redis-store.js'
+import { SharedTokenTransport, type TokenStore } from './store/shared-transport.js'
 
 /** Test seams for the engine; production uses the system clock, timers and Math.random. */
 export interface SidecarDeps {
   clock?: Clock
   timers?: Timers
   random?: () => number
+  /** The fleet's shared token store (TOOLBRIDGE_TOKEN_STORE_URL), opened by the caller; closed with the app. */
+  tokenStore?: FleetStore
+}
+
+/** What the sidecar needs of a shared store connection (RedisTokenStore). */
+export interface FleetStore {
+  entry(identity: TokenIdentity): TokenStore
+  health(): StoreHealth
+  failed(err: unknown): void
+  close(): Promise<void>
+}
+
+/** The key store entries are encrypted under: derived from the client secret, or from the private key. */
+function storeCipher (credentials: Credentials): EntryCipher {
+  const material = credentials.assertion === undefined
+    ? Buffer.from(credentials.clientSecret!, 'utf8')
+    : credentials.assertion.key.key.export({ type: 'pkcs8', format: 'der' })
+  return new EntryCipher(material)
 }
 
 export interface Sidecar {
@@ -54,7 +75,9 @@ export function createSidecar (config: Config, logger: Logger, deps: SidecarDeps
   const engineLog = (audience: string): Logger => logger.child({ component: 'token-engine', audience })
 
   const transports: Auth0Transport[] = []
+  const shared: SharedTokenTransport[] = []
   const managers: TokenManager[] = []
+  const store = credentials === undefined ? undefined : deps.tokenStore
   if (credentials !== undefined) {
     const { clientId, method } = credentials
     const clientAuth = clientAuthFor(credentials)
@@ -80,8 +103,21 @@ export function createSidecar (config: Config, logger: Logger, deps: SidecarDeps
         onRateLimit
       })
       transports.push(transport)
+      const viaStore = store === undefined
+        ? undefined
+        : new SharedTokenTransport({
+          upstream: transport,
+          store: store.entry({ tokenUrl: config.tokenUrl.href, clientId, audience, organization: config.organization, scope: config.scope }),
+          cipher: storeCipher(credentials),
+          refreshBufferMs: config.refreshBufferMs,
+          lockWaitMs: config.timeoutMs,
+          observer: metrics.storeObserver(audience),
+          onStoreError: (err) => store.failed(err),
+          ...(deps.clock === undefined ? {} : { clock: deps.clock })
+        })
+      if (viaStore !== undefined) shared.push(viaStore)
       managers.push(new TokenManager({
-        transport,
+        transport: viaStore ?? transport,
         logger: engineLog(audience),
         refreshBufferMs: config.refreshBufferMs,
         observer: metrics.observer(audience),
@@ -90,12 +126,19 @@ export function createSidecar (config: Config, logger: Logger, deps: SidecarDeps
           audience,
           client_id: clientId,
           client_auth: method,
-          token_url: config.tokenUrl.href
+          token_url: config.tokenUrl.href,
+          token_store: store === undefined ? 'none' : 'shared'
         },
         ...engineDeps
       }))
     }
-    tokens = new TokenPool(config.audiences.map((audience, i) => [audience, managers[i]!]), { onClose: () => dispatcher.close() })
+    tokens = new TokenPool(config.audiences.map((audience, i) => [audience, managers[i]!]), {
+      async onClose () {
+        await dispatcher.close()
+        await store?.close()
+      },
+      ...(store === undefined ? {} : { storeHealth: () => store.health() })
+    })
     if (config.staticTokenIgnored) {
       logger.warn({ event: 'static_token_ignored' }, 'TOOLBRIDGE_JWT_TOKEN is ignored: client credentials are set, so the sidecar runs in auto-refresh mode; remove the static token')
     }
@@ -150,6 +193,9 @@ export function createSidecar (config: Config, logger: Logger, deps: SidecarDeps
       credentials = next
       const clientAuth = clientAuthFor(next)
       for (const transport of transports) transport.setClientAuth(clientAuth)
+      // Entries sealed under the old credential no longer open: the next fetch writes one under the new.
+      const cipher = shared.length === 0 ? undefined : storeCipher(next)
+      for (const transport of shared) transport.setCipher(cipher!)
     }
     logger.info({
       event: 'config_reloaded',

@@ -298,3 +298,19 @@ t.test('audience parameter, scope and organization', async (t) => {
   t.equal(loadConfig({ ...base, TOOLBRIDGE_AUTH0_ORGANIZATION: 'org_W7yDk2JcPgAfu5xB' }).organization, 'org_W7yDk2JcPgAfu5xB')
   t.match(configError({ ...base, TOOLBRIDGE_AUTH0_ORGANIZATION: 'my org' }), { variable: 'TOOLBRIDGE_AUTH0_ORGANIZATION', message: /without spaces/ })
 })
+
+t.test('token store: a redis:// or rediss:// URL, from the environment or a file, never echoed; a prefix', async (t) => {
+  t.equal(loadConfig(base).tokenStore, undefined, 'optional: unset, nothing is shared')
+  const store = loadConfig({ ...base, TOOLBRIDGE_TOKEN_STORE_URL: 'rediss://default:s3cret-pass@fly-tokens.upstash.io:6379' }).tokenStore
+  t.equal(store?.url.href, 'rediss://default:s3cret-pass@fly-tokens.upstash.io:6379')
+  t.equal(store?.prefix, 'tokensidecar:v1:')
+  t.equal(loadConfig({ ...base, TOOLBRIDGE_TOKEN_STORE_URL_FILE: file('store-url', 'redis://127.0.0.1:6379\n') }).tokenStore?.url.host, '127.0.0.1:6379')
+  t.equal(loadConfig({ ...base, TOOLBRIDGE_TOKEN_STORE_URL: 'redis://h:1', TOOLBRIDGE_TOKEN_STORE_PREFIX: 'team-a:tokens:' }).tokenStore?.prefix, 'team-a:tokens:')
+  for (const bad of ['https://user:s3cret-pass@example.com', 'redis://:s3cret-pass@', 'not a url s3cret-pass']) {
+    const err = configError({ ...base, TOOLBRIDGE_TOKEN_STORE_URL: bad })
+    t.match(err, { variable: 'TOOLBRIDGE_TOKEN_STORE_URL', message: /expected a redis:\/\/ or rediss:\/\/ \(TLS\) URL/ }, bad)
+    t.notMatch(err.message, 's3cret-pass', 'the URL (and its password) is never echoed')
+  }
+  t.match(configError({ ...base, TOOLBRIDGE_TOKEN_STORE_URL_FILE: file('bad-store-url', 'http://x\n') }), { variable: 'TOOLBRIDGE_TOKEN_STORE_URL_FILE' })
+  t.match(configError({ ...base, TOOLBRIDGE_TOKEN_STORE_URL: 'redis://h:1', TOOLBRIDGE_TOKEN_STORE_PREFIX: 'has space' }), { variable: 'TOOLBRIDGE_TOKEN_STORE_PREFIX' })
+})

@@ -45,6 +45,8 @@ t.test('after a successful start-up: attempts, lifetime, expiry, validity, durat
   t.equal(value(after, 'tokensidecar_token_responses_total{route="/token",code="200"}'), 2)
   t.equal(value(after, 'tokensidecar_token_responses_total{route="/token",code="401"}'), 1)
   t.equal(value(after, 'tokensidecar_token_responses_total{route="/token",code="400"}'), 1)
+  const again = await scrape()
+  t.equal(value(again, 'tokensidecar_token_responses_total{route="/token",code="401"}'), 1, 'a count does not grow between scrapes')
 })
 
 t.test('failures by result, then a forced refresh', async (t) => {

@@ -70,12 +70,16 @@ export interface Config {
   readonly port: number
   readonly sidecarSecret: string
   readonly maxConnections: number
+  /** The fleet's shared token store, when one is configured. */
+  readonly tokenStore: { readonly url: URL, readonly prefix: string } | undefined
   readonly logLevel: string
 }
 
 /** Variables that may instead be read from the file named by `<NAME>_FILE`. */
 export const FILE_VARIABLES = ['TOOLBRIDGE_AUTH0_CLIENT_SECRET', 'TOOLBRIDGE_SIDECAR_SECRET', 'TOOLBRIDGE_AUTH0_CLIENT_ASSERTION_KEY'] as const
 export type SecretName = typeof FILE_VARIABLES[number]
+/** `_FILE` variables read at start-up only: a running process keeps its store connection. */
+const STARTUP_FILE_VARIABLES = ['TOOLBRIDGE_TOKEN_STORE_URL'] as const
 
 
 type RawEnv = Record<string, string>
@@ -99,6 +103,8 @@ interface ValidatedEnv {
   TOOLBRIDGE_SIDECAR_PORT: number
   TOOLBRIDGE_SIDECAR_SECRET: string
   TOOLBRIDGE_SIDECAR_MAX_CONNECTIONS: number
+  TOOLBRIDGE_TOKEN_STORE_URL?: string
+  TOOLBRIDGE_TOKEN_STORE_PREFIX: string
   LOG_LEVEL: string
 }
 
@@ -176,7 +182,7 @@ function pickEnv (env: Env): { raw: RawEnv, fromFile: Set<string> } {
     // An empty variable is how many deploy tools spell "unset".
     if (value !== undefined && value !== '') raw[name] = value
   }
-  for (const name of FILE_VARIABLES) {
+  for (const name of [...FILE_VARIABLES, ...STARTUP_FILE_VARIABLES]) {
     const value = readFileVariable(env, name)
     if (value !== undefined) {
       raw[name] = value
@@ -224,6 +230,19 @@ function staticToken (token: string): void {
   if (exp !== undefined && expiryMs(exp) === undefined) {
     throw new ConfigError('TOOLBRIDGE_JWT_TOKEN', `TOOLBRIDGE_JWT_TOKEN: the JWT's exp claim (${String(exp)}) is not a time any date can hold; check the token`)
   }
+}
+
+function tokenStore (url: string | undefined, prefix: string, named: string): Config['tokenStore'] {
+  if (!/^[\x21-\x7e]+$/.test(prefix)) throw expected('TOOLBRIDGE_TOKEN_STORE_PREFIX', prefix)
+  if (url === undefined) return undefined
+  let parsed: URL
+  try {
+    parsed = new URL(url)
+  } catch {
+    throw expected('TOOLBRIDGE_TOKEN_STORE_URL', url, named)
+  }
+  if ((parsed.protocol !== 'redis:' && parsed.protocol !== 'rediss:') || parsed.hostname === '') throw expected('TOOLBRIDGE_TOKEN_STORE_URL', url, named)
+  return Object.freeze({ url: parsed, prefix })
 }
 
 /** One or more audiences, split on commas and whitespace, in order, without repeats. */
@@ -337,6 +356,7 @@ export function loadConfig (env: Env): Config {
     port: v.TOOLBRIDGE_SIDECAR_PORT,
     sidecarSecret: v.TOOLBRIDGE_SIDECAR_SECRET,
     maxConnections: v.TOOLBRIDGE_SIDECAR_MAX_CONNECTIONS,
+    tokenStore: tokenStore(v.TOOLBRIDGE_TOKEN_STORE_URL, v.TOOLBRIDGE_TOKEN_STORE_PREFIX, named('TOOLBRIDGE_TOKEN_STORE_URL', fromFile)),
     logLevel: v.LOG_LEVEL
   } satisfies Config)
 }

@@ -21,6 +21,8 @@ export const envSchema = {
     TOOLBRIDGE_SIDECAR_PORT: { type: 'integer', minimum: 0, maximum: 65535, default: 8787 },
     TOOLBRIDGE_SIDECAR_SECRET: { type: 'string', minLength: 32 },
     TOOLBRIDGE_SIDECAR_MAX_CONNECTIONS: { type: 'integer', minimum: 1, maximum: 1_000_000, default: 1024 },
+    TOOLBRIDGE_TOKEN_STORE_URL: { type: 'string', minLength: 1, maxLength: 4096 },
+    TOOLBRIDGE_TOKEN_STORE_PREFIX: { type: 'string', minLength: 1, maxLength: 256, default: 'tokensidecar:v1:' },
     LOG_LEVEL: { type: 'string', enum: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], default: 'info' }
   },
   required: ['TOOLBRIDGE_SIDECAR_SECRET']
@@ -31,7 +33,9 @@ export const SECRET_VARIABLES: ReadonlySet<string> = new Set([
   'TOOLBRIDGE_AUTH0_CLIENT_SECRET',
   'TOOLBRIDGE_SIDECAR_SECRET',
   'TOOLBRIDGE_JWT_TOKEN',
-  'TOOLBRIDGE_AUTH0_CLIENT_ASSERTION_KEY'
+  'TOOLBRIDGE_AUTH0_CLIENT_ASSERTION_KEY',
+  // It may carry a password.
+  'TOOLBRIDGE_TOKEN_STORE_URL'
 ])
 
 /** What each variable must be, in words an operator can act on. */
@@ -55,5 +59,7 @@ export const EXPECTATIONS: Readonly<Record<string, string>> = {
   TOOLBRIDGE_SIDECAR_PORT: 'a whole number from 0 to 65535',
   TOOLBRIDGE_SIDECAR_SECRET: 'a shared secret of at least 32 characters, letters, digits and - . _ ~ + / only, = padding at the end (e.g. openssl rand -hex 32)',
   TOOLBRIDGE_SIDECAR_MAX_CONNECTIONS: 'a whole number of connections from 1 to 1000000',
+  TOOLBRIDGE_TOKEN_STORE_URL: 'a redis:// or rediss:// (TLS) URL of a Redis or Valkey server, e.g. rediss://default:<password>@fly-tokens.upstash.io:6379',
+  TOOLBRIDGE_TOKEN_STORE_PREFIX: 'a key prefix of 1 to 256 printable characters without spaces',
   LOG_LEVEL: 'one of fatal, error, warn, info, debug, trace, silent'
 }

@@ -224,7 +224,8 @@ export class TokenManager implements TokenSource {
       const fetched = await this.#transport.fetchToken(this.#closing.signal)
       if (this.#closing.signal.aborted) return
       const elapsed = this.#clock.monotonic() - startedAt
-      this.#observer?.attempt({ trigger, result: 'success', durationMs: elapsed, lifetimeSeconds: fetched.expiresInSeconds })
+      const source = fetched.source ?? 'upstream'
+      this.#observer?.attempt({ trigger, result: 'success', durationMs: elapsed, lifetimeSeconds: fetched.expiresInSeconds, source })
       this.#clearExpiryWarning()
       this.#holdUntil = 0
       const lifetimeMs = fetched.expiresInSeconds * 1000
@@ -240,8 +241,9 @@ export class TokenManager implements TokenSource {
         trigger,
         attempt,
         expires_at: expiresAtIso,
-        expires_in: fetched.expiresInSeconds
-      }, 'Auth0 token refreshed')
+        expires_in: fetched.expiresInSeconds,
+        ...(source === 'store' ? { source } : {})
+      }, source === 'store' ? 'token adopted from the shared store' : 'Auth0 token refreshed')
       const { maxScheduledLifetimeMs } = REFRESH_POLICY
       if (lifetimeMs > maxScheduledLifetimeMs) {
         this.#log.warn({

@@ -7,11 +7,20 @@ export interface PoolHealth extends HealthSnapshot {
   audiences: Record<string, HealthSnapshot>
   /** Configured audiences with no servable token: any makes /healthz answer 503. */
   unavailable_audiences: string[]
+  /** The fleet's shared token store, when one is configured. */
+  token_store?: StoreHealth
+}
+
+/** A shared store's state; while it is unavailable the sidecar fetches directly and says `degraded`. */
+export interface StoreHealth {
+  status: 'ok' | 'unavailable'
+  reason?: string
 }
 
 export interface TokenPoolOptions {
   /** Runs after every source closed, e.g. to release a connection pool they share. */
   onClose?: () => Promise<void>
+  storeHealth?: () => StoreHealth
 }
 
 /**
@@ -25,6 +34,7 @@ export class TokenPool {
   readonly default: TokenSource
   readonly #sources: ReadonlyMap<string, TokenSource>
   readonly #onClose: (() => Promise<void>) | undefined
+  readonly #storeHealth: (() => StoreHealth) | undefined
 
   constructor (sources: ReadonlyArray<readonly [audience: string, source: TokenSource]>, opts: TokenPoolOptions = {}) {
     const first = sources[0]
@@ -34,6 +44,7 @@ export class TokenPool {
     this.defaultAudience = first[0]
     this.default = first[1]
     this.#onClose = opts.onClose
+    this.#storeHealth = opts.storeHealth
   }
 
   /** The source of a configured audience, else undefined. */
@@ -62,6 +73,12 @@ export class TokenPool {
       audiences[audience] = health
       if (health.status === 'unavailable') unavailable.push(audience)
     }
-    return { ...audiences[this.defaultAudience]!, audience: this.defaultAudience, audiences, unavailable_audiences: unavailable }
+    const health: PoolHealth = { ...audiences[this.defaultAudience]!, audience: this.defaultAudience, audiences, unavailable_audiences: unavailable }
+    if (this.#storeHealth !== undefined) {
+      health.token_store = this.#storeHealth()
+      // Tokens are still served (fetched directly), but the fleet is spending more of them than it should.
+      if (health.token_store.status !== 'ok' && health.status === 'ok') health.status = 'degraded'
+    }
+    return health
   }
 }

@@ -31,6 +31,8 @@ export interface EngineLogger {
 export interface FetchedToken {
   accessToken: string
   expiresInSeconds: number
+  /** `store` when a peer's token was adopted from the fleet's shared store instead of requested. */
+  source?: 'upstream' | 'store'
 }
 
 /** One client-credentials request to the token endpoint; rejects with a TokenRequestError. */
@@ -87,6 +89,8 @@ export interface RefreshAttempt {
   durationMs: number
   /** Set on success. */
   lifetimeSeconds?: number
+  /** Set on success: `store` cost no upstream request. */
+  source?: 'upstream' | 'store'
 }
 
 /** Why POST /token/refresh answered with the held token instead of fetching. */

@@ -1,9 +1,12 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client'
 import { remainingMs, systemClock, type Clock, type ForcedRefusal, type RefreshAttempt, type RefreshObserver, type ServedToken } from '../engine/types.js'
+import type { StoreObserver } from '../store/shared-transport.js'
 import type { Quota, RateLimitInfo } from '../upstream/rate-limit.js'
 
 export interface SidecarMetrics {
   readonly registry: Registry
+  /** What one audience's shared-store transport reports to. */
+  storeObserver(audience: string): StoreObserver
   /** What one audience's token engine reports to: attempts and forced-refresh refusals, labelled with it. */
   observer(audience: string): RefreshObserver
   /** Counts one 200 of GET /token: the hot path, a plain increment. */
@@ -87,6 +90,24 @@ export function createMetrics (tokens: TokenState, clock: Clock = systemClock): 
       }
     }
   })
+  const storeReads = new Counter({
+    name: 'tokensidecar_token_store_reads_total',
+    help: 'Reads of the shared token store, by result: hit (a valid peer token), miss, stale (expiring, or the token already held), undecryptable (another key, or corrupt), error.',
+    labelNames: ['audience', 'result'] as const,
+    registers: [registry]
+  })
+  const obtained = new Counter({
+    name: 'tokensidecar_tokens_obtained_total',
+    help: 'Tokens taken into service, by source: upstream (an Auth0 request) or store (adopted from a peer through the shared store).',
+    labelNames: ['audience', 'source'] as const,
+    registers: [registry]
+  })
+  const lockWaits = new Counter({
+    name: 'tokensidecar_token_store_lock_waits_total',
+    help: 'Waits for a peer that held the fetch lock, by outcome: adopted (its token arrived) or timed_out (fetched directly).',
+    labelNames: ['audience', 'result'] as const,
+    registers: [registry]
+  })
   const forcedRefused = new Counter({
     name: 'tokensidecar_forced_refresh_refused_total',
     help: 'POST /token/refresh calls answered with the held token instead of a new fetch, by reason: too_soon (forced-refresh spacing), not_current (the client reported an older token), backoff (a retry or Retry-After wait runs).',
@@ -115,6 +136,10 @@ export function createMetrics (tokens: TokenState, clock: Clock = systemClock): 
     observer (audience: string): RefreshObserver {
       return {
         attempt (event: RefreshAttempt): void {
+          // The engine names the source of every success.
+          if (event.source !== undefined) obtained.inc({ audience, source: event.source })
+          // A token adopted from the store is no upstream request.
+          if (event.source === 'store') return
           attempts.inc({ audience, result: event.result, trigger: event.trigger })
           duration.observe({ audience, result: event.result }, event.durationMs / 1000)
           if (event.lifetimeSeconds !== undefined) lifetime.set({ audience }, event.lifetimeSeconds)
@@ -122,6 +147,12 @@ export function createMetrics (tokens: TokenState, clock: Clock = systemClock): 
         forcedRefused (reason: ForcedRefusal): void {
           forcedRefused.inc({ audience, reason })
         }
+      }
+    },
+    storeObserver (audience: string): StoreObserver {
+      return {
+        read: (result) => storeReads.inc({ audience, result }),
+        lockWait: (result) => lockWaits.inc({ audience, result })
       }
     },
     tokenServed (): void {

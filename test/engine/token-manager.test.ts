@@ -255,7 +255,7 @@ t.test('observer hears every attempt with result, trigger, duration and lifetime
   await flush()
   t.same(seen, [
     { trigger: 'startup', result: 'config_error', durationMs: 250 },
-    { trigger: 'retry', result: 'success', durationMs: 0, lifetimeSeconds: 3600 }
+    { trigger: 'retry', result: 'success', durationMs: 0, lifetimeSeconds: 3600, source: 'upstream' }
   ])
 })
 
@@ -421,4 +421,18 @@ t.test('an answer that arrives after close is dropped, even from a transport tha
 t.test('asked before start: no token yet, ask again in a second', async (t) => {
   const { manager } = setup(t)
   await t.rejects(manager.token(), { code: 'TOKEN_UNAVAILABLE', message: 'no token has been obtained yet', retryAfterSeconds: 1 })
+})
+
+t.test('a token adopted from the shared store is logged and reported as such', async (t) => {
+  const clock = new FakeClock()
+  const seen: unknown[] = []
+  const logger = new MemoryLogger()
+  const transport = { fetchToken: async () => ({ accessToken: 'adopted-token', expiresInSeconds: 1800, source: 'store' as const }) }
+  const manager = new TokenManager({ transport, logger, refreshBufferMs: 300 * S, clock, timers: clock, random: () => 0, observer: { attempt: (e) => seen.push(e) } })
+  t.teardown(() => manager.close())
+  manager.start()
+  await flush()
+  t.same(seen, [{ trigger: 'startup', result: 'success', durationMs: 0, lifetimeSeconds: 1800, source: 'store' }])
+  t.match(logger.events('token_refreshed')[0], { source: 'store', msg: 'token adopted from the shared store', expires_in: 1800 })
+  t.equal(manager.current()?.accessToken, 'adopted-token')
 })
