@@ -1,13 +1,19 @@
-# syntax=docker/dockerfile:1
 # The ToolBridge token sidecar. Same shape as Fly's Node generator: build with
 # dev dependencies, prune them, copy only what runs into a slim runtime image.
+# No `# syntax=` line: BuildKit would pull a frontend image from Docker Hub, which
+# fails offline and in locked-down builders; the built-in frontend does all this needs.
 
 ARG NODE_VERSION=24
 
 FROM node:${NODE_VERSION}-slim AS build
 WORKDIR /app
 COPY package.json package-lock.json ./
-RUN npm ci --no-audit --no-fund
+# A build behind a TLS-inspecting proxy passes the host's CA bundle as a build
+# secret (`--secret id=ca,src=/etc/ssl/certs/ca-certificates.crt`): it is used for
+# this one step and never stored in a layer. Without it, npm uses Node's own CAs.
+RUN --mount=type=secret,id=ca \
+    if [ -s /run/secrets/ca ]; then export NODE_EXTRA_CA_CERTS=/run/secrets/ca; fi; \
+    npm ci --no-audit --no-fund
 COPY tsconfig.json tsconfig.build.json ./
 COPY src ./src
 RUN npm run build && npm prune --omit=dev

@@ -11,6 +11,7 @@ import {
   SidecarUnreachableError
 } from '../src/client/index.js'
 import type { Behaviour } from './fixtures/fake-auth0.js'
+import { blackhole } from './fixtures/blackhole.js'
 import { registerSecret } from './fixtures/suite-log.js'
 import { startSidecarApp } from './fixtures/sidecar-app.js'
 
@@ -277,4 +278,30 @@ t.test('an audience option asks for that audience\'s token; one the sidecar does
   const err = await stranger.token().catch((e: unknown) => e)
   t.type(err, SidecarError)
   t.match(err, { code: 'SIDECAR_BAD_REQUEST', message: /refused the request \(400\): this sidecar serves tokens for these audiences only: https:\/\/toolbridgeapi\.erauner\.dev, https:\/\/reports\.example/ })
+})
+
+t.test('failover: a name that resolves to a refusing and a silent address before the live one is still answered within the call', async (t) => {
+  const { auth0, url } = await sidecarFor(t)
+  const port = Number(new URL(url).port)
+  const silent = await blackhole('127.0.0.3', port)
+  t.teardown(() => silent.close())
+  // Two `tokens` Machines and a dead one, as Fly's internal DNS would list them; 127.0.0.2:port refuses.
+  const addresses = [{ address: '127.0.0.2', family: 4 }, { address: '127.0.0.3', family: 4 }, { address: '127.0.0.1', family: 4 }]
+  const resolved: string[] = []
+  const lookup = ((hostname: string, options: { all?: boolean }, callback: (err: Error | null, addresses: unknown, family?: number) => void) => {
+    resolved.push(hostname)
+    if (options.all === true) callback(null, addresses)
+    else callback(null, addresses[0]!.address, 4)
+  }) as unknown as import('node:net').LookupFunction
+  const client = createTokenClient({ url: `http://tokens.process.my-app.internal:${port}`, secret: SECRET, lookup, connectAttemptTimeoutMs: 300, timeoutMs: 2000 })
+  t.teardown(() => client.close())
+  const started = Date.now()
+  t.equal(await client.token(), auth0.issued[0])
+  const ms = Date.now() - started
+  t.ok(ms >= 250 && ms < 2000, `the silent address cost one attempt timeout: ${ms} ms`)
+  t.same(resolved, ['tokens.process.my-app.internal'])
+
+  const none = createTokenClient({ url: `http://tokens.process.my-app.internal:${port}`, secret: SECRET, lookup: ((_h: string, o: { all?: boolean }, cb: (e: Error | null, a: unknown, f?: number) => void) => { if (o.all === true) cb(null, addresses.slice(0, 2)); else cb(null, '127.0.0.2', 4) }) as unknown as import('node:net').LookupFunction, connectAttemptTimeoutMs: 300, timeoutMs: 1500 })
+  t.teardown(() => none.close())
+  t.match(await none.token().catch((e: unknown) => e), { code: 'SIDECAR_UNREACHABLE' }, 'with no live address: unreachable, within the call\'s timeout')
 })

@@ -158,3 +158,52 @@ t.test('production install from the packed tarball serves /token on [::1] and 12
   const stopped = await run(process.execPath, args, { cwd: pkgDir, env: probeEnv }).then(() => 0, (err: { code: number }) => err.code)
   t.equal(stopped, 1, 'the healthcheck fails against a stopped sidecar')
 })
+
+const guide = readFileSync(join(ROOT, 'docs/deploy-fly.md'), 'utf8')
+/** The guide's shell lines (in sh code blocks). */
+const guideCommands = [...guide.matchAll(/```sh\n([\s\S]*?)```/g)].flatMap((m) => m[1]!.split('\n')).filter((l) => l.trim() !== '' && !l.trim().startsWith('#'))
+
+t.test('fly.toml: the blue-green strategy, which gates both groups on the tokens check', async (t) => {
+  const deploy = (fly as unknown as { deploy?: { strategy?: string } }).deploy
+  t.equal(deploy?.strategy, 'bluegreen')
+  t.ok(Object.values(fly.checks ?? {}).length >= 1, 'blue-green needs at least one check')
+  t.notOk('mounts' in (fly as object), 'and no volumes')
+})
+
+t.test('deploy guide: only commands and flags the tools accept (checked against flyctl\'s source)', async (t) => {
+  t.ok(guideCommands.length > 10)
+  for (const line of guideCommands.filter((l) => /\bfly logs\b/.test(l))) {
+    t.notMatch(line, /\s-p\b|--process/, `fly logs has no process-group flag: ${line}`)
+  }
+  t.notMatch(guide, /\bpkill\b[^`]*-HUP|-C "pkill/, 'no pkill: slim images do not have it')
+  t.notMatch(guide, /build --build-context/, 'flyctl has no --build-context')
+  const blocks = [...guide.matchAll(/```dockerfile\n([\s\S]*?)```/g)].map((m) => m[1]!)
+  for (const block of blocks) t.notMatch(block, /^# syntax=/m, 'no frontend pulled from Docker Hub')
+  t.match(guide, /token-sidecar\/node_modules\n\s*token-sidecar\/dist\n/, '.dockerignore advice for the MCP repository')
+  t.match(guide, /\.env\*/)
+  t.match(guide, /TOOLBRIDGE_SIDECAR_HOST = "::"/, 'the separate app must listen on ::')
+  t.match(guide, /exec "\$@"/, 'ENTRYPOINT advice')
+})
+
+t.test('deploy guide: the MCP template builds the sidecar under a stage name no build context can shadow, and runs what fly.toml runs', async (t) => {
+  const template = /<!-- image-test: mcp-template begins -->\n```dockerfile\n([\s\S]*?)```\n<!-- image-test: mcp-template ends -->/.exec(guide)?.[1]
+  t.ok(template, 'the template the image test builds is marked in the guide')
+  const stage = /^FROM node:\d+-slim AS (\S+)$/m.exec(template!)?.[1]
+  t.ok(stage !== undefined && stage !== 'token-sidecar', `stage ${stage} is not the checkout's name`)
+  for (const line of template!.split('\n').filter((l) => l.startsWith('COPY --from='))) t.match(line, `COPY --from=${stage!} `)
+  const major = /^ARG NODE_VERSION=(\d+)$/m.exec(dockerfile)![1]
+  t.match(template, new RegExp(`^FROM node:${major}-slim AS`, 'm'), 'the same Node.js major as the standalone image')
+  t.equal(fly.processes.tokens, 'node /opt/token-sidecar/dist/cli.js')
+  t.match(template, /COPY --from=\S+ \/opt\/token-sidecar \/opt\/token-sidecar/)
+})
+
+t.test('images: no syntax line, and .dockerignore keeps .env files out', async (t) => {
+  t.notMatch(dockerfile, /^# syntax=/m)
+  t.ok(readFileSync(join(ROOT, '.dockerignore'), 'utf8').split('\n').includes('.env*'))
+})
+
+t.test('the Python client\'s version is the sidecar\'s', async (t) => {
+  const { version } = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string }
+  t.match(readFileSync(join(ROOT, 'clients/python/pyproject.toml'), 'utf8'), new RegExp(`^version = "${version.replaceAll('.', '\\.')}"$`, 'm'))
+  t.match(readFileSync(join(ROOT, 'clients/python/toolbridge_sidecar_auth/__init__.py'), 'utf8'), new RegExp(`^__version__ = "${version.replaceAll('.', '\\.')}"$`, 'm'))
+})

@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto'
+import type { LookupFunction } from 'node:net'
 import { Pool, type Dispatcher } from 'undici'
 import { SidecarAuthError, SidecarError, SidecarUnavailableError, SidecarUnreachableError } from './errors.js'
 
@@ -11,6 +12,13 @@ export interface TokenClientOptions {
   audience?: string
   /** Per call, connect to last byte. Default 2000. */
   timeoutMs?: number
+  /**
+   * How long to try one address before the next, when the sidecar's name
+   * resolves to several (two `tokens` Machines on Fly). Default 500.
+   */
+  connectAttemptTimeoutMs?: number
+  /** Resolves the sidecar's host name (tests); by default the system resolver. */
+  lookup?: LookupFunction
   /** For tests or custom pools; by default a keep-alive pool to the sidecar. */
   dispatcher?: Dispatcher
 }
@@ -30,6 +38,7 @@ export interface TokenClient {
 }
 
 export const DEFAULT_TIMEOUT_MS = 2_000
+export const DEFAULT_CONNECT_ATTEMPT_TIMEOUT_MS = 500
 
 /** Creates a client of the token sidecar over an undici keep-alive pool. */
 export function createTokenClient (opts: TokenClientOptions): TokenClient {
@@ -37,7 +46,18 @@ export function createTokenClient (opts: TokenClientOptions): TokenClient {
   const prefix = base.pathname.replace(/\/+$/, '')
   const timeoutMs = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS
   const ownsDispatcher = opts.dispatcher === undefined
-  const dispatcher = opts.dispatcher ?? new Pool(base.origin, { connections: 16 })
+  // Every address the name resolves to is tried in turn within one call: a refused
+  // or silent Machine costs at most connectAttemptTimeoutMs before the next is asked.
+  const dispatcher = opts.dispatcher ?? new Pool(base.origin, {
+    connections: 16,
+    connect: {
+      // No connection attempt outlives the call that started it.
+      timeout: timeoutMs,
+      autoSelectFamily: true,
+      autoSelectFamilyAttemptTimeout: opts.connectAttemptTimeoutMs ?? DEFAULT_CONNECT_ATTEMPT_TIMEOUT_MS,
+      ...(opts.lookup === undefined ? {} : { lookup: opts.lookup })
+    }
+  })
   const authorization = `Bearer ${opts.secret}`
   const query = opts.audience === undefined ? '' : `?audience=${encodeURIComponent(opts.audience)}`
 

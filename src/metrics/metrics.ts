@@ -90,24 +90,10 @@ export function createMetrics (tokens: TokenState, clock: Clock = systemClock): 
       }
     }
   })
-  const storeReads = new Counter({
-    name: 'tokensidecar_token_store_reads_total',
-    help: 'Reads of the shared token store, by result: hit (a valid peer token), miss, stale (expiring, or the token already held), undecryptable (another key, or corrupt), error.',
-    labelNames: ['audience', 'result'] as const,
-    registers: [registry]
-  })
-  const obtained = new Counter({
-    name: 'tokensidecar_tokens_obtained_total',
-    help: 'Tokens taken into service, by source: upstream (an Auth0 request) or store (adopted from a peer through the shared store).',
-    labelNames: ['audience', 'source'] as const,
-    registers: [registry]
-  })
-  const lockWaits = new Counter({
-    name: 'tokensidecar_token_store_lock_waits_total',
-    help: 'Waits for a peer that held the fetch lock, by outcome: adopted (its token arrived) or timed_out (fetched directly).',
-    labelNames: ['audience', 'result'] as const,
-    registers: [registry]
-  })
+  const perAudience = (name: string, help: string, label: string) => new Counter({ name, help, labelNames: ['audience', label], registers: [registry] })
+  const storeReads = perAudience('tokensidecar_token_store_reads_total', 'Reads of the shared token store, by result: hit (a valid peer token), miss, stale (expiring, or the token already held), undecryptable (another key, or corrupt), error.', 'result')
+  const obtained = perAudience('tokensidecar_tokens_obtained_total', 'Tokens taken into service, by source: upstream (an Auth0 request) or store (adopted from a peer through the shared store).', 'source')
+  const lockWaits = perAudience('tokensidecar_token_store_lock_waits_total', 'Waits for a peer that held the fetch lock, by outcome: adopted (its token arrived) or timed_out (fetched directly).', 'result')
   const forcedRefused = new Counter({
     name: 'tokensidecar_forced_refresh_refused_total',
     help: 'POST /token/refresh calls answered with the held token instead of a new fetch, by reason: too_soon (forced-refresh spacing), not_current (the client reported an older token), backoff (a retry or Retry-After wait runs).',

@@ -33,9 +33,9 @@ export interface SharedTransportOptions {
   refreshBufferMs: number
   /** How long to wait for a peer that holds the lock: the upstream timeout. */
   lockWaitMs: number
-  observer?: StoreObserver
+  observer: StoreObserver
   /** Told when a store call fails, so the failure is logged (at most once a minute) and shown on /healthz. */
-  onStoreError?: (err: unknown) => void
+  onStoreError: (err: unknown) => void
   clock?: Clock
   sleep?: (ms: number, signal: AbortSignal) => Promise<void>
 }
@@ -55,8 +55,6 @@ function sleep (ms: number, signal: AbortSignal): Promise<void> {
     signal.addEventListener('abort', done, { once: true })
   })
 }
-
-const noObserver: StoreObserver = { read () {}, lockWait () {} }
 
 /**
  * A token transport that asks the fleet's shared store before the token
@@ -84,8 +82,8 @@ export class SharedTokenTransport implements TokenTransport {
     this.#cipher = opts.cipher
     this.#bufferMs = opts.refreshBufferMs
     this.#lockWaitMs = opts.lockWaitMs
-    this.#observer = opts.observer ?? noObserver
-    this.#onStoreError = opts.onStoreError ?? (() => {})
+    this.#observer = opts.observer
+    this.#onStoreError = opts.onStoreError
     this.#clock = opts.clock ?? systemClock
     this.#sleep = opts.sleep ?? sleep
   }

@@ -218,13 +218,15 @@ t.test('shutdown ends a wait for a peer at once', async (t) => {
   const store = new MemoryStore()
   store.lockOwner = 'a-peer'
   const upstream = new FakeTransport()
-  const transport = new SharedTokenTransport({ upstream, store, cipher, refreshBufferMs: 0, lockWaitMs: 10 * S, clock })
+  const waits: string[] = []
+  const transport = new SharedTokenTransport({ upstream, store, cipher, refreshBufferMs: 0, lockWaitMs: 10 * S, clock, observer: { read () {}, lockWait: (r) => waits.push(r) }, onStoreError () {} })
   const controller = new AbortController()
   const pending = transport.fetchToken(controller.signal)
   await flush()
   controller.abort()
   await t.rejects(pending, 'the aborted upstream request rejects, as undici does')
   t.equal(clock.monotonic(), 1_000_000, 'no fake time passed: the real sleep was cut short')
+  t.same(waits, [], 'not counted as a wait that timed out')
 })
 
 t.test('after a credential rotation, entries sealed under the old key are ignored', async (t) => {

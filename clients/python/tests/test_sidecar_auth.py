@@ -2,6 +2,9 @@
 
 Run from the repository root after `npm run build`:
     /usr/bin/python3 -m unittest discover -s clients/python/tests -v
+
+With TOOLBRIDGE_SIDECAR_AUTH_INSTALLED=1 they test the installed package (a wheel
+in a venv, as CI does) instead of the source tree.
 """
 
 from __future__ import annotations
@@ -25,7 +28,9 @@ from pathlib import Path
 import httpx
 
 ROOT = Path(__file__).resolve().parents[3]
-sys.path.insert(0, str(ROOT / "clients" / "python"))
+INSTALLED = os.environ.get("TOOLBRIDGE_SIDECAR_AUTH_INSTALLED") == "1"
+if not INSTALLED:
+    sys.path.insert(0, str(ROOT / "clients" / "python"))
 
 import toolbridge_sidecar_auth as sa  # noqa: E402
 
@@ -292,6 +297,52 @@ class SidecarAuthTests(unittest.TestCase):
         self.assertEqual(len(Api.seen), 2, "the request is sent twice, never three times")
         self.assertEqual(self.sidecar.refresh_calls() - before, 1)
 
+    def test_failover_to_the_next_address_within_one_call(self) -> None:
+        """Fly's DNS name lists every tokens Machine: one refusing and one silent must not fail the call."""
+        port = int(self.sidecar.url.rsplit(":", 1)[1])
+        silent = socket.socket()
+        silent.bind(("127.0.0.3", port))
+        silent.listen(0)
+        queued = []
+        for _ in range(8):  # fill the queue: further connection attempts get no answer at all
+            c = socket.socket()
+            c.setblocking(False)
+            try:
+                c.connect(("127.0.0.3", port))
+            except BlockingIOError:
+                pass
+            queued.append(c)
+        self.addCleanup(lambda: [s.close() for s in [silent, *queued]])
+        name = "tokens.process.my-app.internal"
+        real = socket.getaddrinfo
+        asked: list[str] = []
+
+        def resolve(host, *args, **kwargs):  # type: ignore[no-untyped-def]
+            if host not in (name, name.encode()):
+                return real(host, *args, **kwargs)
+            asked.append(host)
+            return [(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP, "", (ip, port)) for ip in ("127.0.0.2", "127.0.0.3", "127.0.0.1")]
+
+        socket.getaddrinfo = resolve  # type: ignore[assignment]
+        self.addCleanup(setattr, socket, "getaddrinfo", real)
+        client = sa.SidecarClient(f"http://{name}:{port}", SIDECAR_SECRET, timeout=0.5)
+        self.addCleanup(client.close)
+        started = time.monotonic()
+        self.assertEqual(client.token(), Auth0StandIn.first())
+        self.assertLess(time.monotonic() - started, 2.0, "one connect timeout for the silent address, then the live one")
+
+        async def call() -> str:
+            aclient = sa.SidecarClient(f"http://{name}:{port}", SIDECAR_SECRET, timeout=0.5)
+            try:
+                return await aclient.atoken()
+            finally:
+                await aclient.aclose()
+
+        import asyncio
+
+        self.assertEqual(asyncio.run(call()), Auth0StandIn.first(), "async too")
+        self.assertGreaterEqual(len(asked), 2)
+
     def test_auth_without_configuration_is_a_clear_error(self) -> None:
         with self.assertRaises(sa.SidecarConfigError):
             sa.SidecarAuth(client=None, url="", secret="")
@@ -422,3 +473,43 @@ class SidecarAuthTests(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class PackageTests(unittest.TestCase):
+    def test_imported_from_where_it_should_be(self) -> None:
+        source = Path(sa.__file__).resolve()
+        if INSTALLED:
+            self.assertNotIn(str(ROOT / "clients"), str(source), "the installed package, not the source tree")
+            self.assertIn("site-packages", str(source))
+        else:
+            self.assertEqual(source, ROOT / "clients" / "python" / "toolbridge_sidecar_auth" / "__init__.py")
+        self.assertTrue((source.parent / "py.typed").is_file(), "typed (PEP 561)")
+
+    def test_version_in_step_with_the_sidecar(self) -> None:
+        package = json.loads((ROOT / "package.json").read_text())
+        self.assertEqual(sa.__version__, package["version"])
+
+    def test_describe_auth_mode(self) -> None:
+        url = "http://tokens.process.app.internal:8787"
+        self.assertEqual(
+            sa.describe_auth_mode({"TOOLBRIDGE_TOKEN_SIDECAR_URL": url, "TOOLBRIDGE_SIDECAR_SECRET": "s" * 40}),
+            f"auto-refresh via the token sidecar at {url}",
+        )
+        described = sa.describe_auth_mode({
+            "TOOLBRIDGE_TOKEN_SIDECAR_URL": "http://user:pw-in-url@tokens.internal:8787/x",
+            "TOOLBRIDGE_SIDECAR_SECRET": "the-sidecar-secret-value",
+            "TOOLBRIDGE_TOKEN_SIDECAR_AUDIENCE": "https://reports.example",
+            "TOOLBRIDGE_JWT_TOKEN": "static-token-value",
+        })
+        self.assertEqual(
+            described,
+            "auto-refresh via the token sidecar at http://tokens.internal:8787/x for audience https://reports.example; "
+            "falls back to the deprecated static TOOLBRIDGE_JWT_TOKEN",
+        )
+        for secret in ("pw-in-url", "the-sidecar-secret-value", "static-token-value"):
+            self.assertNotIn(secret, described)
+        self.assertIn("is NOT set", sa.describe_auth_mode({"TOOLBRIDGE_TOKEN_SIDECAR_URL": url}))
+        self.assertEqual(sa.describe_auth_mode({"TOOLBRIDGE_JWT_TOKEN": "x"}), "static token (deprecated TOOLBRIDGE_JWT_TOKEN, never refreshed)")
+        self.assertEqual(sa.describe_auth_mode({}), "per-user (the incoming request's Authorization header)")
+        os.environ.pop("TOOLBRIDGE_TOKEN_SIDECAR_URL", None)
+        self.assertIsInstance(sa.describe_auth_mode(), str, "reads os.environ by default")

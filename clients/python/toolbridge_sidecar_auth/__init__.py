@@ -1,7 +1,8 @@
 """Bearer tokens for the ToolBridge API from the ToolBridge token sidecar.
 
-Copy this one file into the MCP server (it needs only the standard library and
-httpx, which the MCP server already depends on). Two ways to use it:
+Install it as a package (``uv add "toolbridge-sidecar-auth @ git+<repo>#subdirectory=clients/python"``
+or ``pip install``), or copy this one file into the MCP server: it needs only the
+standard library and httpx, which the MCP server already depends on. Two ways to use it:
 
 * ``httpx.AsyncClient(auth=SidecarAuth(url, secret))`` (or ``httpx.Client``):
   every request gets ``Authorization: Bearer <token>`` from the sidecar's
@@ -12,6 +13,9 @@ httpx, which the MCP server already depends on). Two ways to use it:
   deprecated static ``TOOLBRIDGE_JWT_TOKEN``, else the caller's per-user header.
 
 Every sidecar call has a timeout (2 s by default) and reuses its connections.
+When the sidecar's name resolves to several addresses (two ``tokens`` Machines),
+each is tried in turn within the same call: a refused or silent one costs at most
+the connect timeout before the next.
 No token or secret ever appears in an exception message or a log line.
 """
 
@@ -26,6 +30,9 @@ from collections.abc import AsyncGenerator, Generator, Mapping
 
 import httpx
 
+__version__ = "0.1.0"
+"""In step with the sidecar's package.json (the sidecar's test suite checks it)."""
+
 __all__ = [
     "DEFAULT_TIMEOUT",
     "NoCredentialsError",
@@ -37,6 +44,7 @@ __all__ = [
     "SidecarUnavailableError",
     "SidecarUnreachableError",
     "aclose_shared_clients",
+    "describe_auth_mode",
     "get_auth_header",
 ]
 
@@ -338,3 +346,31 @@ async def get_auth_header(
         "no credentials for the ToolBridge API: set TOOLBRIDGE_TOKEN_SIDECAR_URL and "
         "TOOLBRIDGE_SIDECAR_SECRET, or pass the incoming request's Authorization header"
     )
+
+
+def describe_auth_mode(env: Mapping[str, str] | None = None) -> str:
+    """One line for the MCP server's start-up log: how ToolBridge API calls are authenticated.
+
+    The same order as ``get_auth_header``; never contains a token or a secret::
+
+        log.info("ToolBridge API auth: %s", describe_auth_mode())
+    """
+    env = os.environ if env is None else env
+    url = env.get("TOOLBRIDGE_TOKEN_SIDECAR_URL")
+    if url:
+        audience = env.get("TOOLBRIDGE_TOKEN_SIDECAR_AUDIENCE")
+        detail = f" for audience {audience}" if audience else ""
+        secret = "" if env.get("TOOLBRIDGE_SIDECAR_SECRET") else " (TOOLBRIDGE_SIDECAR_SECRET is NOT set: calls will fail)"
+        fallback = "; falls back to the deprecated static TOOLBRIDGE_JWT_TOKEN" if env.get("TOOLBRIDGE_JWT_TOKEN") else ""
+        return f"auto-refresh via the token sidecar at {_without_credentials(url)}{detail}{secret}{fallback}"
+    if env.get("TOOLBRIDGE_JWT_TOKEN"):
+        return "static token (deprecated TOOLBRIDGE_JWT_TOKEN, never refreshed)"
+    return "per-user (the incoming request's Authorization header)"
+
+
+def _without_credentials(url: str) -> str:
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return url
+    authority, slash, path = rest.partition("/")
+    return f"{scheme}://{authority.rpartition('@')[2]}{slash}{path}"
