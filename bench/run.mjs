@@ -5,7 +5,7 @@
 //
 //   node bench/run.mjs [--rounds 7] [--duration 10] [--warmup 2] [--rate 4000] [--connections 10]
 //                      [--starts 5] [--burst 1000] [--requests 1000000]
-//                      [--fleet 1,5,20] [--fleet-restarts 2] [--fleet-lifetimes 1] [--fleet-lifetime 30]
+//                      [--fleet 1,5,20] [--fleet-restarts 2] [--fleet-lifetimes 1] [--fleet-lifetime 60]
 //                      [--write docs/benchmarks.md]
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto'
 import { existsSync, readFileSync, writeFileSync } from 'node:fs'
@@ -33,8 +33,8 @@ const { values: args } = parseArgs({
     fleet: { type: 'string', default: '1,5,20' },
     'fleet-restarts': { type: 'string', default: '2' },
     'fleet-lifetimes': { type: 'string', default: '1' },
-    // Long enough for 20 processes to start within one token's life on one core.
-    'fleet-lifetime': { type: 'string', default: '30' },
+    // Long enough that 20 processes, pinned to one core, start and restart well within one token's life.
+    'fleet-lifetime': { type: 'string', default: '60' },
     write: { type: 'string' }
   }
 })

@@ -125,7 +125,7 @@ bookworm_rootfs () {
 }
 
 import_rootfs () { # import_rootfs <dir> <tag> <cmd json>
-  tar -C "$1" -c . | engine import \
+  tar -C "$1" -c . | engine import --quiet \
     --change "ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin" \
     --change "CMD $3" - "$2" >/dev/null
 }
@@ -162,7 +162,9 @@ stand_in_python_image () {
   base=$(bookworm_rootfs)
   dir="$WORK/python-rootfs"
   cp -a "$base" "$dir"
-  chroot "$dir" sh -c 'apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends python3 >/dev/null && apt-get clean && rm -rf /var/lib/apt/lists/*'
+  # apt's own chatter (no /dev/pts, no apt-utils in a chroot) goes to a log shown only on failure.
+  chroot "$dir" sh -c 'apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends python3 && apt-get clean && rm -rf /var/lib/apt/lists/*' \
+    >"$CACHE/python-apt.log" 2>&1 || { tail -20 "$CACHE/python-apt.log" >&2; fail "installing python3 into the Python stand-in"; }
   ln -sf /usr/bin/python3 "$dir/usr/local/bin/python3"
   echo "$(chroot "$dir" python3 --version)"
   import_rootfs "$dir" "$tag" '["python3"]'

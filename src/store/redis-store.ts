@@ -6,6 +6,12 @@ import type { TokenStore } from './shared-transport.js'
 
 /** Every store call is bounded by this: a slow store must never delay a token. */
 export const STORE_CALL_TIMEOUT_MS = 500
+/**
+ * The first connection may take longer: at start-up, on a busy host, connecting
+ * can outlast a call, and a sidecar that gives up then fetches a token of its
+ * own instead of sharing the fleet's. A store that is down costs a start-up this once.
+ */
+export const STORE_FIRST_CONNECT_TIMEOUT_MS = 3000
 /** `token_store_unavailable` is logged at most this often. */
 export const STORE_LOG_INTERVAL_MS = 60_000
 
@@ -28,6 +34,7 @@ export interface RedisStoreOptions {
   /** Cleans error text before it is logged (the URL's password, the configured secrets). */
   scrub?: (text: string) => string
   callTimeoutMs?: number
+  firstConnectTimeoutMs?: number
 }
 
 /**
@@ -41,7 +48,9 @@ export class RedisTokenStore {
   readonly #log: EngineLogger
   readonly #scrub: (text: string) => string
   readonly #timeoutMs: number
+  readonly #firstConnectMs: number
   readonly #where: string
+  #connected = false
   #lastLogAt = -Infinity
   #failure: string | undefined
   #closed = false
@@ -50,12 +59,13 @@ export class RedisTokenStore {
     this.#prefix = opts.prefix
     this.#log = opts.logger
     this.#timeoutMs = opts.callTimeoutMs ?? STORE_CALL_TIMEOUT_MS
+    this.#firstConnectMs = opts.firstConnectTimeoutMs ?? STORE_FIRST_CONNECT_TIMEOUT_MS
     const scrub = opts.scrub ?? ((text: string) => text)
     const password = decodeURIComponent(opts.url.password)
     this.#scrub = (text) => scrub(password === '' ? text : text.replaceAll(password, '[redacted]'))
     this.#where = `${opts.url.protocol}//${opts.url.host}`
     this.#client = new Redis(opts.url.href, {
-      connectTimeout: this.#timeoutMs * 2,
+      connectTimeout: this.#firstConnectMs,
       commandTimeout: this.#timeoutMs,
       enableOfflineQueue: false,
       maxRetriesPerRequest: 0,
@@ -66,6 +76,7 @@ export class RedisTokenStore {
     })
     this.#client.on('error', (err: Error) => this.failed(err))
     this.#client.on('ready', () => {
+      this.#connected = true
       const recovered = this.#failure !== undefined
       this.#failure = undefined
       this.#log.info({ event: recovered ? 'token_store_recovered' : 'token_store_ready', store: this.#where }, recovered ? 'token store reachable again' : 'token store connected')
@@ -110,7 +121,7 @@ export class RedisTokenStore {
     this.#client.disconnect()
   }
 
-  /** Waits for the connection up to the call bound (start-up), then runs the call under the same bound. */
+  /** Waits for the connection (longer the first time), then runs the call under the call bound. */
   async #call<T> (run: () => Promise<T>): Promise<T> {
     if (this.#client.status !== 'ready') await this.#ready()
     const result = await run()
@@ -119,11 +130,12 @@ export class RedisTokenStore {
   }
 
   #ready (): Promise<void> {
+    const waitMs = this.#connected ? this.#timeoutMs : this.#firstConnectMs
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
         this.#client.off('ready', onReady)
-        reject(new Error(`not connected (${this.#client.status}) after ${this.#timeoutMs} ms`))
-      }, this.#timeoutMs)
+        reject(new Error(`not connected (${this.#client.status}) after ${waitMs} ms`))
+      }, waitMs)
       const onReady = (): void => {
         clearTimeout(timer)
         resolve()
