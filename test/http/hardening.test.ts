@@ -186,9 +186,13 @@ t.test('a slow-header client is answered 408 and closed within 15 s', async (t) 
   let answer = ''
   socket.setEncoding('utf8').on('data', (chunk: string) => { answer += chunk })
   const started = Date.now()
+  // A write racing the server's close would be answered with a reset; the answer is what counts here.
+  socket.on('error', () => {})
   socket.write('GET /token HTTP/1.1\r\nHost: x\r\n')
-  // A header line now and then, never the blank line that ends them.
-  const drip = setInterval(() => { if (!socket.destroyed) socket.write('X-Slow: 1\r\n') }, 2000)
+  // A header line now and then, never the blank line that ends them; the last at 8 s,
+  // so none is in flight when the 10-s limit closes the connection (a reset could drop the 408).
+  let drips = 0
+  const drip = setInterval(() => { if (++drips <= 4 && !socket.destroyed) socket.write('X-Slow: 1\r\n') }, 2000)
   await new Promise((resolve) => socket.on('close', resolve))
   clearInterval(drip)
   const elapsed = Date.now() - started
