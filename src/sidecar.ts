@@ -86,7 +86,8 @@ export function createSidecar (config: Config, logger: Logger, deps: SidecarDeps
     const onRateLimit = (info: Parameters<typeof metrics.rateLimit>[0]): void => {
       metrics.rateLimit(info)
       for (const low of lowQuotas(info)) {
-        logger.warn({ component: 'token-engine', event: 'auth0_quota_low', ...low }, `Auth0 ${low.scope.replace('_', ' ')} nearly used up: ${low.remaining} of ${low.limit} left`)
+        const what = low.bucket === undefined ? low.scope.replace('_', ' ') : `${low.scope.replace('_', ' ')} ${low.bucket}`
+        logger.warn({ component: 'token-engine', event: 'auth0_quota_low', ...low }, `Auth0 ${what} nearly used up: ${low.remaining} of ${low.limit} left`)
       }
     }
     for (const audience of config.audiences) {
@@ -171,7 +172,7 @@ export function createSidecar (config: Config, logger: Logger, deps: SidecarDeps
     if (pem !== undefined && credentials.assertion !== undefined) {
       current.TOOLBRIDGE_AUTH0_CLIENT_ASSERTION_KEY = pem
       // reloadSecrets checked the key with the same rules, so this parses.
-      return { ...credentials, assertion: { ...credentials.assertion, pem, key: assertionKey(pem, 'TOOLBRIDGE_AUTH0_CLIENT_ASSERTION_KEY_FILE') } }
+      return { ...credentials, assertion: { ...credentials.assertion, pem, key: assertionKey(pem, 'TOOLBRIDGE_AUTH0_CLIENT_ASSERTION_KEY_FILE', credentials.assertion.configuredAlg) } }
     }
     return undefined
   }

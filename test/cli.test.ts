@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process'
-import { createPublicKey, verify } from 'node:crypto'
+import { createPublicKey, generateKeyPairSync, verify } from 'node:crypto'
 import { mkdtempSync, writeFileSync } from 'node:fs'
 import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
@@ -15,6 +15,9 @@ const run = promisify(execFile)
 const SECRET = 'cli-test-sidecar-secret-0123456789abcdef'
 registerSecret(SECRET)
 const dir = mkdtempSync(join(tmpdir(), 'sidecar-cli-'))
+const RSA_KEY = generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey.export({ type: 'pkcs8', format: 'pem' }) as string
+const EC_KEY = generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey.export({ type: 'pkcs8', format: 'pem' }) as string
+registerSecret(RSA_KEY, EC_KEY)
 
 function secretFile (name: string, content: string): string {
   const path = join(dir, name)
@@ -53,7 +56,11 @@ t.test('configuration errors: exit 1 with one line naming the variable, never th
     [{ TOOLBRIDGE_SIDECAR_SECRET: SECRET }, /TOOLBRIDGE_AUTH0_CLIENT_ID and TOOLBRIDGE_AUTH0_CLIENT_SECRET are required/],
     [{ TOOLBRIDGE_SIDECAR_SECRET: SECRET, TOOLBRIDGE_JWT_TOKEN: `e30.${Buffer.from('{"exp":1e15}').toString('base64url')}.c2ln` }, /TOOLBRIDGE_JWT_TOKEN: the JWT's exp claim \(1000000000000000\) is not a time/],
     [{ TOOLBRIDGE_AUTH0_CLIENT_ID: 'cid', TOOLBRIDGE_AUTH0_CLIENT_SECRET: 'client-secret-never-echoed', TOOLBRIDGE_SIDECAR_SECRET_FILE: secretFile('trailing-space', `${SECRET} `) }, /TOOLBRIDGE_SIDECAR_SECRET_FILE: expected a shared secret/],
-    [{ TOOLBRIDGE_AUTH0_CLIENT_ID: 'cid', TOOLBRIDGE_AUTH0_CLIENT_SECRET_FILE: secretFile('second-newline', 'client-secret-never-echoed\n'), TOOLBRIDGE_SIDECAR_SECRET: SECRET }, /TOOLBRIDGE_AUTH0_CLIENT_SECRET_FILE: the client secret starts or ends with whitespace/]
+    [{ TOOLBRIDGE_AUTH0_CLIENT_ID: 'cid', TOOLBRIDGE_AUTH0_CLIENT_SECRET_FILE: secretFile('second-newline', 'client-secret-never-echoed\n'), TOOLBRIDGE_SIDECAR_SECRET: SECRET }, /TOOLBRIDGE_AUTH0_CLIENT_SECRET_FILE: the client secret starts or ends with whitespace/],
+    [{ TOOLBRIDGE_AUTH0_CLIENT_ID: 'cid', TOOLBRIDGE_AUTH0_CLIENT_AUTH: 'private_key_jwt', TOOLBRIDGE_AUTH0_CLIENT_ASSERTION_KEY: RSA_KEY, TOOLBRIDGE_AUTH0_CLIENT_ASSERTION_ALG: 'ES256', TOOLBRIDGE_SIDECAR_SECRET: SECRET },
+      /TOOLBRIDGE_AUTH0_CLIENT_ASSERTION_ALG=ES256 does not fit TOOLBRIDGE_AUTH0_CLIENT_ASSERTION_KEY: an RSA key \(2048 bits\) signs RS256, RS384 or PS256, not ES256/],
+    [{ TOOLBRIDGE_AUTH0_CLIENT_ID: 'cid', TOOLBRIDGE_AUTH0_CLIENT_AUTH: 'private_key_jwt', TOOLBRIDGE_AUTH0_CLIENT_ASSERTION_KEY_FILE: secretFile('ec-key', EC_KEY), TOOLBRIDGE_AUTH0_CLIENT_ASSERTION_ALG: 'RS256', TOOLBRIDGE_SIDECAR_SECRET: SECRET },
+      /TOOLBRIDGE_AUTH0_CLIENT_ASSERTION_ALG=RS256 does not fit TOOLBRIDGE_AUTH0_CLIENT_ASSERTION_KEY_FILE: an EC P-256 key signs ES256, not RS256/]
   ]
   registerSecret('client-secret-never-echoed', 'too-short-secret-never-echoed')
   for (const [env, message] of cases) {
@@ -64,7 +71,7 @@ t.test('configuration errors: exit 1 with one line naming the variable, never th
     t.equal(lines.length, 1, 'one line')
     t.match(lines[0], /^token-sidecar: invalid configuration: /)
     t.match(lines[0], message)
-    t.notMatch(sidecar.stderr(), /never-echoed|cli-test-sidecar-secret/)
+    t.notMatch(sidecar.stderr(), /never-echoed|cli-test-sidecar-secret|PRIVATE KEY|MII/)
     t.same(sidecar.lines, [], 'nothing half-started')
   }
 })

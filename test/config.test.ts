@@ -6,6 +6,7 @@ import { join } from 'node:path'
 import t from 'tap'
 import { ConfigError, loadConfig, type Env } from '../src/config/load-config.js'
 import { isLoopbackHost } from '../src/config/loopback.js'
+import { reloadSecrets } from '../src/config/reload-secrets.js'
 
 const SIDECAR_SECRET = 's'.repeat(16) + 'sidecar-secret-x'
 const CLIENT_SECRET = 'client-secret-value-123'
@@ -270,6 +271,48 @@ t.test('private_key_jwt: every bad key is a one-line error naming the variable, 
     t.match(err, { variable: variable ?? KEY_VAR, message }, name)
     t.notMatch(err.message, /MII|AAAA|c2VjcmV0/, `${name}: no key material in the message`)
   }
+})
+
+t.test('private_key_jwt algorithms: RS256, RS384 or PS256 with an RSA key, ES256 with P-256; a mismatch names both', async (t) => {
+  const rsa = rsaPem(2048)
+  const ec = ecPem('P-256')
+  for (const alg of ['RS256', 'RS384', 'PS256'] as const) {
+    t.match(loadConfig(jwtEnv({ [KEY_VAR]: rsa, TOOLBRIDGE_AUTH0_CLIENT_ASSERTION_ALG: alg })).credentials?.assertion, { configuredAlg: alg, key: { alg } }, alg)
+  }
+  t.match(loadConfig(jwtEnv({ [KEY_VAR]: rsa })).credentials?.assertion, { configuredAlg: undefined, key: { alg: 'RS256' } }, 'RS256 by default for RSA')
+  t.match(loadConfig(jwtEnv({ [KEY_VAR]: ec })).credentials?.assertion, { configuredAlg: undefined, key: { alg: 'ES256' } }, 'ES256 by default for P-256')
+  t.match(loadConfig(jwtEnv({ [KEY_VAR]: ec, TOOLBRIDGE_AUTH0_CLIENT_ASSERTION_ALG: 'ES256' })).credentials?.assertion, { configuredAlg: 'ES256', key: { alg: 'ES256' } })
+  const cases: Array<[string, Env, RegExp, string]> = [
+    ['RSA key, ES256', jwtEnv({ [KEY_VAR]: rsa, TOOLBRIDGE_AUTH0_CLIENT_ASSERTION_ALG: 'ES256' }),
+      /^TOOLBRIDGE_AUTH0_CLIENT_ASSERTION_ALG=ES256 does not fit TOOLBRIDGE_AUTH0_CLIENT_ASSERTION_KEY: an RSA key \(2048 bits\) signs RS256, RS384 or PS256, not ES256; ES256 needs an EC P-256 key$/, 'TOOLBRIDGE_AUTH0_CLIENT_ASSERTION_ALG'],
+    ['P-256 key, PS256, from a file', jwtEnv({ [`${KEY_VAR}_FILE`]: file('ec-alg.pem', ec), TOOLBRIDGE_AUTH0_CLIENT_ASSERTION_ALG: 'PS256' }),
+      /^TOOLBRIDGE_AUTH0_CLIENT_ASSERTION_ALG=PS256 does not fit TOOLBRIDGE_AUTH0_CLIENT_ASSERTION_KEY_FILE: an EC P-256 key signs ES256, not PS256; PS256 needs an RSA key of at least 2048 bits$/, 'TOOLBRIDGE_AUTH0_CLIENT_ASSERTION_ALG'],
+    ['a short key is still the key\'s error', jwtEnv({ [KEY_VAR]: rsaPem(1024), TOOLBRIDGE_AUTH0_CLIENT_ASSERTION_ALG: 'ES256' }), /the RSA key has 1024 bits/, KEY_VAR],
+    ['HS256', jwtEnv({ [KEY_VAR]: rsa, TOOLBRIDGE_AUTH0_CLIENT_ASSERTION_ALG: 'HS256' }),
+      /^TOOLBRIDGE_AUTH0_CLIENT_ASSERTION_ALG: expected one of RS256, RS384, PS256 \(an RSA key; Auth0 takes these three\) or ES256 \(an EC P-256 key\), got "HS256"$/, 'TOOLBRIDGE_AUTH0_CLIENT_ASSERTION_ALG'],
+    ['lower case', jwtEnv({ [KEY_VAR]: rsa, TOOLBRIDGE_AUTH0_CLIENT_ASSERTION_ALG: 'rs256' }), /expected one of RS256/, 'TOOLBRIDGE_AUTH0_CLIENT_ASSERTION_ALG']
+  ]
+  for (const [name, env, message, variable] of cases) {
+    const err = configError(env)
+    t.match(err, { variable, message }, name)
+    t.notMatch(err.message, /MII|BEGIN/, `${name}: no key material in the message`)
+  }
+})
+
+t.test('a reloaded key must fit TOOLBRIDGE_AUTH0_CLIENT_ASSERTION_ALG too', async (t) => {
+  const keyFile = file('reload-alg.pem', rsaPem(2048))
+  const env = jwtEnv({ [`${KEY_VAR}_FILE`]: keyFile, TOOLBRIDGE_AUTH0_CLIENT_ASSERTION_ALG: 'PS256' })
+  const config = loadConfig(env)
+  const current = { [KEY_VAR]: config.credentials!.assertion!.pem }
+  writeFileSync(keyFile, ecPem('P-256'))
+  const rejected = await reloadSecrets(env, current)
+  t.same(rejected.changed, {})
+  t.match(rejected.rejected, [{ variable: `${KEY_VAR}_FILE`, reason: /^TOOLBRIDGE_AUTH0_CLIENT_ASSERTION_ALG=PS256 does not fit TOOLBRIDGE_AUTH0_CLIENT_ASSERTION_KEY_FILE: an EC P-256 key signs ES256/ }])
+  const rsa = rsaPem(3072)
+  writeFileSync(keyFile, rsa)
+  t.same(Object.keys((await reloadSecrets(env, current)).changed), [KEY_VAR], 'another RSA key fits')
+  writeFileSync(keyFile, ecPem('P-256'))
+  t.same(Object.keys((await reloadSecrets({ ...env, TOOLBRIDGE_AUTH0_CLIENT_ASSERTION_ALG: undefined }, current)).changed), [KEY_VAR], 'without the setting, the key decides')
 })
 
 t.test('audiences: one or more, split on commas and whitespace, the first is the default', async (t) => {

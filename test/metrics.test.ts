@@ -1,5 +1,4 @@
 import t, { type Test } from 'tap'
-import { lowQuotas, parseQuota, parseRateLimit } from '../src/upstream/rate-limit.js'
 import type { Behaviour } from './fixtures/fake-auth0.js'
 import { until } from './fixtures/fake-clock.js'
 import { registerSecret } from './fixtures/suite-log.js'
@@ -85,26 +84,52 @@ t.test('a network failure is counted as network_error', async (t) => {
   t.equal(value(await scrape(), 'tokensidecar_token_refresh_attempts_total{audience="https://toolbridgeapi.erauner.dev",result="network_error",trigger="timer"}'), 1)
 })
 
-t.test('Auth0 rate-limit and quota headers become gauges; a low quota is a warning', async (t) => {
+t.test('Auth0 rate-limit headers become gauges', async (t) => {
   const headers = {
     'x-ratelimit-limit': '30',
     'x-ratelimit-remaining': '29',
-    'x-ratelimit-reset': '1795700000',
-    'auth0-client-quota-limit': 'b=per_hour;q=100;r=5;t=1200',
-    'auth0-tenant-quota-limit': 'q=1000;r=900;t=86400'
+    'x-ratelimit-reset': '1795700000'
   }
   const { lines, scrape } = await setup(t, { kind: 'token', headers })
   const text = await scrape()
   t.equal(value(text, 'tokensidecar_auth0_ratelimit_limit'), 30)
   t.equal(value(text, 'tokensidecar_auth0_ratelimit_remaining'), 29)
   t.equal(value(text, 'tokensidecar_auth0_ratelimit_reset_timestamp_seconds'), 1795700000)
-  t.equal(value(text, 'tokensidecar_auth0_quota_limit{scope="client",bucket="per_hour"}'), 100)
-  t.equal(value(text, 'tokensidecar_auth0_quota_remaining{scope="client",bucket="per_hour"}'), 5)
-  t.equal(value(text, 'tokensidecar_auth0_quota_reset_seconds{scope="client",bucket="per_hour"}'), 1200)
-  t.equal(value(text, 'tokensidecar_auth0_quota_remaining{scope="tenant",bucket="unspecified"}'), 900)
+  t.notMatch(text, /^tokensidecar_auth0_quota_limit\{/m, 'no quota headers, no quota series')
+  t.equal(lines().filter((l) => l.event === 'auth0_quota_low').length, 0)
+})
+
+t.test('both quota headers, a bucket per part: gauges by scope and bucket, a warning naming each low bucket', async (t) => {
+  const { lines, app } = await startSidecarApp(t, {
+    secret: SECRET,
+    env: { TOOLBRIDGE_AUTH0_ORGANIZATION: 'org_abc123' },
+    auth0: {
+      quotas: {
+        client: [{ bucket: 'per_hour', limit: 10, resetSeconds: 3540, used: 9 }, { bucket: 'per_day', limit: 50, resetSeconds: 43200, used: 2 }],
+        organization: [{ bucket: 'per_hour', limit: 100, resetSeconds: 3540 }, { bucket: 'per_day', limit: 1000, resetSeconds: 43200, used: 995 }]
+      }
+    }
+  })
+  const text = (await app.inject({ url: '/metrics' })).body
+  const expected: Array<[string, string, number, number, number]> = [
+    ['client', 'per_hour', 10, 0, 3540],
+    ['client', 'per_day', 50, 47, 43200],
+    ['organization', 'per_hour', 100, 99, 3540],
+    ['organization', 'per_day', 1000, 4, 43200]
+  ]
+  for (const [scope, bucket, limit, remaining, reset] of expected) {
+    const labels = `{scope="${scope}",bucket="${bucket}"}`
+    t.equal(value(text, `tokensidecar_auth0_quota_limit${labels}`), limit, `${scope} ${bucket} limit`)
+    t.equal(value(text, `tokensidecar_auth0_quota_remaining${labels}`), remaining, `${scope} ${bucket} remaining`)
+    t.equal(value(text, `tokensidecar_auth0_quota_reset_seconds${labels}`), reset, `${scope} ${bucket} reset`)
+  }
+  t.equal(text.split('\n').filter((l) => l.startsWith('tokensidecar_auth0_quota_remaining{')).length, 4, 'no other series')
   const low = lines().filter((l) => l.event === 'auth0_quota_low')
-  t.equal(low.length, 1, 'only the client quota is below 10 %')
-  t.match(low[0], { level: 'warn', scope: 'client_quota', remaining: 5, limit: 100, bucket: 'per_hour', reset_seconds: 1200 })
+  t.match(low, [
+    { level: 'warn', scope: 'client_quota', bucket: 'per_hour', remaining: 0, limit: 10, reset_seconds: 3540, msg: 'Auth0 client quota per_hour nearly used up: 0 of 10 left' },
+    { level: 'warn', scope: 'organization_quota', bucket: 'per_day', remaining: 4, limit: 1000, reset_seconds: 43200, msg: 'Auth0 organization quota per_day nearly used up: 4 of 1000 left' }
+  ])
+  t.equal(low.length, 2, 'only the buckets below 10 %')
 })
 
 t.test('quota headers on an error answer count too', async (t) => {
@@ -112,10 +137,12 @@ t.test('quota headers on an error answer count too', async (t) => {
     kind: 'status',
     status: 429,
     body: { error: 'too_many_requests', error_description: 'Client quota exceeded' },
-    headers: { 'retry-after': '3000', 'auth0-client-quota-limit': 'b=per_hour;q=100;r=0;t=3000', 'x-ratelimit-limit': '30', 'x-ratelimit-remaining': '2', 'x-ratelimit-reset': '1795700000' }
+    headers: { 'retry-after': '3000', 'auth0-client-quota-limit': 'b=per_hour;q=100;r=0;t=3000,b=per_day;q=1000;r=400;t=40000', 'x-ratelimit-limit': '30', 'x-ratelimit-remaining': '2', 'x-ratelimit-reset': '1795700000' }
   })
-  t.equal(value(await scrape(), 'tokensidecar_auth0_quota_remaining{scope="client",bucket="per_hour"}'), 0)
-  t.same(lines().filter((l) => l.event === 'auth0_quota_low').map((l) => l.scope), ['rate_limit', 'client_quota'])
+  const text = await scrape()
+  t.equal(value(text, 'tokensidecar_auth0_quota_remaining{scope="client",bucket="per_hour"}'), 0)
+  t.equal(value(text, 'tokensidecar_auth0_quota_remaining{scope="client",bucket="per_day"}'), 400)
+  t.same(lines().filter((l) => l.event === 'auth0_quota_low').map((l) => [l.scope, l.bucket]), [['rate_limit', undefined], ['client_quota', 'per_hour']])
 })
 
 t.test('/metrics never carries a token or a secret', async (t) => {
@@ -126,18 +153,4 @@ t.test('/metrics never carries a token or a secret', async (t) => {
   t.notMatch(text, auth0.clientSecret)
   t.notMatch(text, SECRET)
   t.equal((await app.inject({ method: 'POST', url: '/metrics' })).statusCode, 405)
-})
-
-t.test('header parsing', async (t) => {
-  t.same(parseQuota('b=per_hour;q=100;r=50;t=3600'), { bucket: 'per_hour', limit: 100, remaining: 50, resetSeconds: 3600 })
-  t.same(parseQuota('q=100; r=50; t=3600'), { bucket: undefined, limit: 100, remaining: 50, resetSeconds: 3600 })
-  t.equal(parseQuota('b=per_day;q=100;r=x;t=1'), undefined)
-  t.equal(parseQuota('garbage'), undefined)
-  t.equal(parseQuota(undefined), undefined)
-  t.same(parseRateLimit({}), {})
-  t.same(parseRateLimit({ 'x-ratelimit-limit': '10', 'x-ratelimit-remaining': '3' }), {}, 'incomplete: ignored')
-  t.same(parseRateLimit({ 'x-ratelimit-limit': ['10', '11'], 'x-ratelimit-remaining': '3', 'x-ratelimit-reset': '5' }), { rateLimit: { limit: 10, remaining: 3, resetEpochSeconds: 5 } })
-  t.same(lowQuotas({ rateLimit: { limit: 10, remaining: 1, resetEpochSeconds: 0 } }), [])
-  t.same(lowQuotas({ rateLimit: { limit: 11, remaining: 1, resetEpochSeconds: 0 } }), [{ scope: 'rate_limit', remaining: 1, limit: 11 }])
-  t.same(lowQuotas({ tenantQuota: { bucket: undefined, limit: 100, remaining: 9, resetSeconds: 60 } }), [{ scope: 'tenant_quota', remaining: 9, limit: 100, reset_seconds: 60 }])
 })

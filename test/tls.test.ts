@@ -25,7 +25,7 @@ t.test('NODE_EXTRA_CA_CERTS: a token endpoint with a private CA\'s certificate i
   t.equal(((await res.json()) as { access_token: string }).access_token, auth0.issued[0])
 })
 
-t.test('without it, the TLS failure is logged with its message, not only its code', async (t) => {
+t.test('without it, the TLS failure is logged with its message, not only its code, and names the CA setting', async (t) => {
   const auth0 = await FakeAuth0.start({ tls })
   t.teardown(() => auth0.close())
   const sidecar = spawnSidecar({ ...auth0.sidecarEnv(SECRET), TOOLBRIDGE_SIDECAR_PORT: '0' })
@@ -37,7 +37,7 @@ t.test('without it, the TLS failure is logged with its message, not only its cod
     error_kind: 'network_error',
     code: 'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
     // Node 24 adds a hint about --use-system-ca to the message.
-    msg: /token request to 127\.0\.0\.1:\d+ failed: unable to verify the first certificate[^(]*\(UNABLE_TO_VERIFY_LEAF_SIGNATURE\)/
+    msg: /token request to 127\.0\.0\.1:\d+ failed: unable to verify the first certificate[^(]*\(UNABLE_TO_VERIFY_LEAF_SIGNATURE\); a private CA: set NODE_EXTRA_CA_CERTS to a PEM file with its certificate$/
   })
   t.equal(auth0.tokenRequests(), 0, 'nothing reached the endpoint')
   const health = await fetch(`http://127.0.0.1:${port!}/healthz`)

@@ -1,7 +1,13 @@
 import { createPrivateKey, createPublicKey, type KeyObject } from 'node:crypto'
 
-/** The JWS algorithms a client assertion is signed with, by key type (RFC 7518 §3.1). */
-export type AssertionAlg = 'RS256' | 'ES256'
+/**
+ * The JWS algorithms a client assertion can be signed with (RFC 7518 §3):
+ * RS256, RS384 and PS256 with an RSA key (the three Auth0 accepts), ES256
+ * with an EC P-256 key (for other servers).
+ */
+export const ASSERTION_ALGS = ['RS256', 'RS384', 'PS256', 'ES256'] as const
+export type AssertionAlg = typeof ASSERTION_ALGS[number]
+const RSA_ALGS: readonly AssertionAlg[] = ['RS256', 'RS384', 'PS256']
 
 export interface AssertionKey {
   readonly key: KeyObject
@@ -22,6 +28,17 @@ export class AssertionKeyError extends Error {
   }
 }
 
+/** A usable key that cannot sign with the algorithm asked for. */
+export class AssertionAlgError extends AssertionKeyError {
+  readonly alg: AssertionAlg
+
+  constructor (alg: AssertionAlg, reason: string) {
+    super(reason)
+    this.name = 'AssertionAlgError'
+    this.alg = alg
+  }
+}
+
 /**
  * A PEM value as operators paste it: a secret store or a one-line .env file
  * may hold the newlines as the two characters `\n`.
@@ -33,9 +50,10 @@ function pemText (value: string): string {
 /**
  * Parses the client-assertion signing key: an unencrypted PEM private key
  * (PKCS#8; the older PKCS#1 and SEC1 forms work too), RSA of at least 2048
- * bits (RS256) or EC P-256 (ES256).
+ * bits (RS256 unless `alg` says RS384 or PS256) or EC P-256 (ES256). An
+ * `alg` the key cannot sign with is an AssertionAlgError.
  */
-export function parseAssertionKey (value: string): AssertionKey {
+export function parseAssertionKey (value: string, alg?: AssertionAlg): AssertionKey {
   const pem = pemText(value.trim())
   if (!pem.startsWith('-----BEGIN ')) {
     throw new AssertionKeyError('expected a PEM private key starting with -----BEGIN PRIVATE KEY-----')
@@ -58,11 +76,17 @@ export function parseAssertionKey (value: string): AssertionKey {
   if (type === 'rsa') {
     const bits = details.modulusLength!
     if (bits < MIN_RSA_BITS) throw new AssertionKeyError(`the RSA key has ${bits} bits; at least ${MIN_RSA_BITS} are required`)
-    return Object.freeze({ key, alg: 'RS256' })
+    if (alg !== undefined && !RSA_ALGS.includes(alg)) {
+      throw new AssertionAlgError(alg, `an RSA key (${bits} bits) signs RS256, RS384 or PS256, not ${alg}; ${alg} needs an EC P-256 key`)
+    }
+    return Object.freeze({ key, alg: alg ?? 'RS256' })
   }
   if (type === 'ec') {
     if (details.namedCurve !== 'prime256v1') {
       throw new AssertionKeyError(`the EC key is on curve ${String(details.namedCurve)}; only P-256 (prime256v1, ES256) is supported`)
+    }
+    if (alg !== undefined && alg !== 'ES256') {
+      throw new AssertionAlgError(alg, `an EC P-256 key signs ES256, not ${alg}; ${alg} needs an RSA key of at least ${MIN_RSA_BITS} bits`)
     }
     return Object.freeze({ key, alg: 'ES256' })
   }

@@ -1,7 +1,7 @@
 import { isIP } from 'node:net'
 import envSchemaValidate from 'env-schema'
 import { B64TOKEN } from '../b64token.js'
-import { AssertionKeyError, parseAssertionKey, type AssertionKey } from './assertion-key.js'
+import { ASSERTION_ALGS, AssertionAlgError, AssertionKeyError, parseAssertionKey, type AssertionAlg, type AssertionKey } from './assertion-key.js'
 import { expiryMs, jwtExp } from '../engine/static-token.js'
 import { EXPECTATIONS, envSchema, SECRET_VARIABLES } from './schema.js'
 import { isLoopbackHost } from './loopback.js'
@@ -31,6 +31,8 @@ export interface ClientAssertion {
   readonly pem: string
   readonly kid: string | undefined
   readonly audience: string
+  /** TOOLBRIDGE_AUTH0_CLIENT_ASSERTION_ALG as set; undefined: by the key's type (`key.alg` is what signs). */
+  readonly configuredAlg: AssertionAlg | undefined
 }
 
 export interface Credentials {
@@ -90,6 +92,7 @@ interface ValidatedEnv {
   TOOLBRIDGE_AUTH0_CLIENT_ASSERTION_KEY?: string
   TOOLBRIDGE_AUTH0_CLIENT_ASSERTION_KID?: string
   TOOLBRIDGE_AUTH0_CLIENT_ASSERTION_AUDIENCE?: string
+  TOOLBRIDGE_AUTH0_CLIENT_ASSERTION_ALG?: AssertionAlg
   TOOLBRIDGE_AUTH0_DOMAIN: string
   TOOLBRIDGE_AUTH0_AUDIENCE: string
   TOOLBRIDGE_AUTH0_AUDIENCE_PARAM: AudienceParam
@@ -146,11 +149,24 @@ export function readFileVariable (env: Env, variable: string): string | undefine
   return fileValue(variable, path, content)
 }
 
-/** The private_key_jwt signing key, or a ConfigError naming `named` (NAME or NAME_FILE). */
-export function assertionKey (value: string, named: string): AssertionKey {
+const ALG_VAR = 'TOOLBRIDGE_AUTH0_CLIENT_ASSERTION_ALG'
+
+/** TOOLBRIDGE_AUTH0_CLIENT_ASSERTION_ALG as set (start-up validated it), else undefined. */
+export function configuredAlg (env: Env): AssertionAlg | undefined {
+  const value = env[ALG_VAR]
+  return (ASSERTION_ALGS as readonly string[]).includes(value ?? '') ? value as AssertionAlg : undefined
+}
+
+/**
+ * The private_key_jwt signing key, or a ConfigError naming `named` (NAME or
+ * NAME_FILE), or naming both the key and TOOLBRIDGE_AUTH0_CLIENT_ASSERTION_ALG
+ * when the key cannot sign with the algorithm set.
+ */
+export function assertionKey (value: string, named: string, alg?: AssertionAlg): AssertionKey {
   try {
-    return parseAssertionKey(value)
+    return parseAssertionKey(value, alg)
   } catch (err) {
+    if (err instanceof AssertionAlgError) throw new ConfigError(ALG_VAR, `${ALG_VAR}=${err.alg} does not fit ${named}: ${err.message}`)
     /* c8 ignore next -- parseAssertionKey throws only AssertionKeyErrors */
     if (!(err instanceof AssertionKeyError)) throw err
     throw new ConfigError(named, `${named}: ${err.message}`)
@@ -162,10 +178,11 @@ export function assertionKey (value: string, named: string): AssertionKey {
  * a sidecar secret must travel in `Authorization: Bearer`, a client secret
  * with whitespace at either end is almost always a copy-paste slip, and a
  * client-assertion key must be a usable private key.
- * `named` is the variable the value came from (NAME or NAME_FILE).
+ * `named` is the variable the value came from (NAME or NAME_FILE); `env`
+ * gives the key's algorithm, TOOLBRIDGE_AUTH0_CLIENT_ASSERTION_ALG.
  */
-export function checkSecret (variable: SecretName, value: string, named: string): void {
-  if (variable === 'TOOLBRIDGE_AUTH0_CLIENT_ASSERTION_KEY') assertionKey(value, named)
+export function checkSecret (variable: SecretName, value: string, named: string, env: Env = {}): void {
+  if (variable === 'TOOLBRIDGE_AUTH0_CLIENT_ASSERTION_KEY') assertionKey(value, named, configuredAlg(env))
   if (variable === 'TOOLBRIDGE_SIDECAR_SECRET' && !B64TOKEN.test(value)) {
     throw new ConfigError(named, `${named}: expected ${EXPECTATIONS[variable]}; it has other characters (a space, a second newline, a quote…)`)
   }
@@ -300,8 +317,9 @@ function credentials (v: ValidatedEnv, fromFile: ReadonlySet<string>): Credentia
       method,
       clientSecret: undefined,
       assertion: Object.freeze({
-        key: assertionKey(keyText, named(keyVar, fromFile)),
+        key: assertionKey(keyText, named(keyVar, fromFile), v.TOOLBRIDGE_AUTH0_CLIENT_ASSERTION_ALG),
         pem: keyText,
+        configuredAlg: v.TOOLBRIDGE_AUTH0_CLIENT_ASSERTION_ALG,
         kid: v.TOOLBRIDGE_AUTH0_CLIENT_ASSERTION_KID,
         // What Auth0 expects; other servers take their issuer or token endpoint URL.
         audience: v.TOOLBRIDGE_AUTH0_CLIENT_ASSERTION_AUDIENCE ?? `https://${v.TOOLBRIDGE_AUTH0_DOMAIN}/`

@@ -12,7 +12,7 @@ export interface SecretReload {
 
 const MIN_LENGTH: Partial<Record<SecretName, number>> = { TOOLBRIDGE_SIDECAR_SECRET: 32 }
 
-async function readChecked (name: SecretName, path: string): Promise<string> {
+async function readChecked (name: SecretName, path: string, env: Env): Promise<string> {
   let content: string
   try {
     content = await readSecretFile(path)
@@ -21,7 +21,7 @@ async function readChecked (name: SecretName, path: string): Promise<string> {
   }
   const value = fileValue(name, path, content)
   if (value.length < (MIN_LENGTH[name] ?? 1)) throw new ConfigError(`${name}_FILE`, `${name}_FILE: expected ${EXPECTATIONS[name]}`)
-  checkSecret(name, value, `${name}_FILE`)
+  checkSecret(name, value, `${name}_FILE`, env)
   return value
 }
 
@@ -37,7 +37,7 @@ export async function reloadSecrets (env: Env, current: Partial<Record<SecretNam
     if (path === undefined || path === '') continue
     let value: string
     try {
-      value = await readChecked(name, path)
+      value = await readChecked(name, path, env)
     } catch (err) {
       result.rejected.push({ variable: `${name}_FILE`, reason: (err as ConfigError).message })
       continue

@@ -12,6 +12,8 @@ export interface TokenRequestErrorDetails {
   auth0Description?: string
   /** The start of a non-JSON error body (e.g. a proxy's HTML page), already cleaned of secrets. */
   bodyExcerpt?: string
+  /** What an operator should check or expect, when the answer alone does not say (also in the message). */
+  hint?: string
   retryAfterMs?: number
   /** The server's own Retry-After (or reset) text, when it asked for longer than we wait. */
   retryAfterCapped?: string
@@ -29,6 +31,7 @@ export class TokenRequestError extends Error {
   readonly auth0Error: string | undefined
   readonly auth0Description: string | undefined
   readonly bodyExcerpt: string | undefined
+  readonly hint: string | undefined
   readonly retryAfterMs: number | undefined
   readonly retryAfterCapped: string | undefined
 
@@ -41,6 +44,7 @@ export class TokenRequestError extends Error {
     this.auth0Error = details.auth0Error
     this.auth0Description = details.auth0Description
     this.bodyExcerpt = details.bodyExcerpt
+    this.hint = details.hint
     this.retryAfterMs = details.retryAfterMs
     this.retryAfterCapped = details.retryAfterCapped
   }

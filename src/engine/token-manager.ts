@@ -90,6 +90,8 @@ export class TokenManager implements TokenSource {
   /** Forced fetches since the last timer refresh succeeded, and when the latest started. */
   #forcedStreak = 0
   #lastForcedAt = -Infinity
+  /** Requested scopes the latest upstream token came without; logged once per change. */
+  #missingScopes: readonly string[] | undefined
 
   constructor (opts: TokenManagerOptions) {
     this.#transport = opts.transport
@@ -179,15 +181,17 @@ export class TokenManager implements TokenSource {
   health (): HealthSnapshot {
     const serving = this.serving()
     const nextRefreshAt = this.#nextAttemptAt === undefined ? null : this.#wallTime(this.#nextAttemptAt)
+    const scopes = this.#missingScopes === undefined ? {} : { missing_scopes: this.#missingScopes }
     if (serving === undefined) {
-      return { status: 'unavailable', mode: this.mode, token: null, last_refresh: this.#last, next_refresh_at: nextRefreshAt }
+      return { status: 'unavailable', mode: this.mode, token: null, last_refresh: this.#last, next_refresh_at: nextRefreshAt, ...scopes }
     }
     return {
       status: this.#last?.result === 'failure' ? 'degraded' : 'ok',
       mode: this.mode,
       token: { expires_at: serving.token.expiresAtIso, expires_in: serving.expiresIn },
       last_refresh: this.#last,
-      next_refresh_at: nextRefreshAt
+      next_refresh_at: nextRefreshAt,
+      ...scopes
     }
   }
 
@@ -244,6 +248,8 @@ export class TokenManager implements TokenSource {
         expires_in: fetched.expiresInSeconds,
         ...(source === 'store' ? { source } : {})
       }, source === 'store' ? 'token adopted from the shared store' : 'Auth0 token refreshed')
+      // An adopted token says nothing about the grant: the peer that fetched it warned.
+      if (source === 'upstream') this.#grantedScope(fetched.missingScopes)
       const { maxScheduledLifetimeMs } = REFRESH_POLICY
       if (lifetimeMs > maxScheduledLifetimeMs) {
         this.#log.warn({
@@ -259,6 +265,16 @@ export class TokenManager implements TokenSource {
       this.#observer?.attempt({ trigger, result: failure.kind, durationMs: this.#clock.monotonic() - startedAt })
       this.#onFailure(failure, trigger, attempt)
     }
+  }
+
+  #grantedScope (missing: readonly string[] | undefined): void {
+    if (missing !== undefined && missing.join(' ') !== this.#missingScopes?.join(' ')) {
+      this.#log.warn({
+        event: 'scope_narrowed',
+        missing_scopes: missing
+      }, `the token endpoint granted less than the requested scope, without: ${missing.join(' ')}`)
+    }
+    this.#missingScopes = missing
   }
 
   #onFailure (err: TokenRequestError, trigger: RefreshTrigger, attempt: number): void {
@@ -281,7 +297,8 @@ export class TokenManager implements TokenSource {
       attempt,
       error: err.auth0Error ?? err.code,
       error_kind: err.kind,
-      ...(err.status === undefined ? {} : { status: err.status })
+      ...(err.status === undefined ? {} : { status: err.status }),
+      ...(err.hint === undefined ? {} : { hint: err.hint })
     }
     const fields = {
       event: 'token_refresh_failed',

@@ -33,6 +33,8 @@ export interface FetchedToken {
   expiresInSeconds: number
   /** `store` when a peer's token was adopted from the fleet's shared store instead of requested. */
   source?: 'upstream' | 'store'
+  /** Requested scopes the granted `scope` left out (RFC 6749 §5.1 lets a server narrow it silently). */
+  missingScopes?: readonly string[]
 }
 
 /** One client-credentials request to the token endpoint; rejects with a TokenRequestError. */
@@ -71,6 +73,8 @@ export interface LastRefresh {
   error?: string
   error_kind?: string
   status?: number
+  /** What to check, when the answer alone does not say (e.g. a 401 with an empty body). */
+  hint?: string
 }
 
 export interface HealthSnapshot {
@@ -79,6 +83,8 @@ export interface HealthSnapshot {
   token: { expires_at: string | null, expires_in: number | null } | null
   last_refresh: LastRefresh | null
   next_refresh_at: string | null
+  /** Requested scopes the latest token was granted without. */
+  missing_scopes?: readonly string[]
 }
 
 export type RefreshTrigger = 'startup' | 'timer' | 'forced' | 'retry' | 'clock_jump'

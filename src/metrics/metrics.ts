@@ -1,7 +1,7 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client'
 import { remainingMs, systemClock, type Clock, type ForcedRefusal, type RefreshAttempt, type RefreshObserver, type ServedToken } from '../engine/types.js'
 import type { StoreObserver } from '../store/shared-transport.js'
-import type { Quota, RateLimitInfo } from '../upstream/rate-limit.js'
+import type { RateLimitInfo } from '../upstream/rate-limit.js'
 
 export interface SidecarMetrics {
   readonly registry: Registry
@@ -105,17 +105,9 @@ export function createMetrics (tokens: TokenState, clock: Clock = systemClock): 
   const rateLimitRemaining = rateLimitGauge('tokensidecar_auth0_ratelimit_remaining', 'Auth0 x-ratelimit-remaining on the last token response.')
   const rateLimitReset = rateLimitGauge('tokensidecar_auth0_ratelimit_reset_timestamp_seconds', 'Auth0 x-ratelimit-reset (Unix seconds) on the last token response.')
   const quotaGauge = (name: string, help: string) => new Gauge({ name, help, labelNames: ['scope', 'bucket'] as const, registers: [registry] })
-  const quotaLimit = quotaGauge('tokensidecar_auth0_quota_limit', 'Auth0 M2M token quota (q) from the client/tenant quota headers.')
+  const quotaLimit = quotaGauge('tokensidecar_auth0_quota_limit', 'Auth0 M2M token quota (q) of a bucket, by scope (client, organization) and bucket (per_hour, per_day), from the last token response.')
   const quotaRemaining = quotaGauge('tokensidecar_auth0_quota_remaining', 'Auth0 M2M tokens left in the quota bucket (r).')
   const quotaReset = quotaGauge('tokensidecar_auth0_quota_reset_seconds', 'Seconds until the Auth0 quota bucket resets (t).')
-
-  function setQuota (scope: 'client' | 'tenant', quota: Quota | undefined): void {
-    if (quota === undefined) return
-    const labels = { scope, bucket: quota.bucket ?? 'unspecified' }
-    quotaLimit.set(labels, quota.limit)
-    quotaRemaining.set(labels, quota.remaining)
-    quotaReset.set(labels, quota.resetSeconds)
-  }
 
   return {
     registry,
@@ -159,8 +151,12 @@ export function createMetrics (tokens: TokenState, clock: Clock = systemClock): 
         rateLimitRemaining.set(info.rateLimit.remaining)
         rateLimitReset.set(info.rateLimit.resetEpochSeconds)
       }
-      setQuota('client', info.clientQuota)
-      setQuota('tenant', info.tenantQuota)
+      for (const quota of info.quotas) {
+        const labels = { scope: quota.scope, bucket: quota.bucket }
+        quotaLimit.set(labels, quota.limit)
+        quotaRemaining.set(labels, quota.remaining)
+        quotaReset.set(labels, quota.resetSeconds)
+      }
     }
   }
 }

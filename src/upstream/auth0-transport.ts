@@ -6,8 +6,9 @@ import { UPSTREAM_BOUNDS } from '../engine/schedule.js'
 import type { FetchedToken, TokenTransport } from '../engine/types.js'
 import { VERSION } from '../version.js'
 import type { ClientAuth, ClientProof } from './client-auth.js'
-import { parseRateLimit, type RateLimitInfo } from './rate-limit.js'
-import { retryAfter } from './retry-after.js'
+import { spentQuota, unexplainedRefusal } from './error-hints.js'
+import { exhaustedQuota, parseRateLimit, type RateLimitInfo } from './rate-limit.js'
+import { longest, quotaReset, retryAfter } from './retry-after.js'
 
 /** A token answer is a few KiB; anything far larger is not Auth0 talking. */
 export const MAX_RESPONSE_BYTES = 64 * 1024
@@ -18,6 +19,15 @@ const MAX_EXCERPT_CHARS = 200
 
 /** Cleans upstream text for a log line: no configured secret, no control characters, at most `maxChars`. */
 export type Scrub = (text: string, maxChars: number) => string
+
+/** Certificate errors that a CA the sidecar does not know explains (OpenSSL's codes, as Node reports them). */
+const UNTRUSTED_CA = new Set([
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'UNABLE_TO_GET_ISSUER_CERT',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+  'SELF_SIGNED_CERT_IN_CHAIN',
+  'DEPTH_ZERO_SELF_SIGNED_CERT'
+])
 
 export const USER_AGENT = `toolbridge-token-sidecar/${VERSION}`
 
@@ -43,6 +53,7 @@ export interface Auth0TransportOptions {
 
 interface Auth0Answer {
   access_token?: unknown
+  scope?: unknown
   token_type?: unknown
   expires_in?: unknown
   error?: unknown
@@ -58,6 +69,9 @@ export class Auth0Transport implements TokenTransport {
   readonly #url: URL
   /** The grant's fields other than client authentication, in the order sent. */
   readonly #grant: Array<[string, string]>
+  readonly #audience: string
+  /** The requested scopes, to tell a narrower grant (RFC 6749 §5.1). */
+  readonly #scope: string | undefined
   #clientAuth: ClientAuth
   readonly #timeoutMs: number
   readonly #dispatcher: Dispatcher
@@ -69,6 +83,8 @@ export class Auth0Transport implements TokenTransport {
     this.#scrub = opts.scrub ?? ((text, maxChars) => text.slice(0, maxChars))
     this.#url = opts.tokenUrl
     this.#clientAuth = opts.clientAuth
+    this.#audience = opts.audience
+    this.#scope = opts.scope
     const param = opts.audienceParam ?? 'audience'
     this.#grant = [
       ...(param === 'resource' ? [] : [['audience', opts.audience]]),
@@ -106,8 +122,9 @@ export class Auth0Transport implements TokenTransport {
     } catch (err) {
       throw this.#networkError(err, timeout.aborted)
     }
-    this.#onRateLimit?.(parseRateLimit(response.headers))
-    return this.#interpret(response.statusCode, response.headers, text)
+    const limits = parseRateLimit(response.headers)
+    this.#onRateLimit?.(limits)
+    return this.#interpret(response.statusCode, response.headers, limits, text)
   }
 
   /** Secret or key rotation: used from the next request on. */
@@ -142,19 +159,20 @@ export class Auth0Transport implements TokenTransport {
     // TLS failures need their message (self-signed certificate, hostname mismatch…), not only a code.
     let why = typeof message === 'string' && message !== '' ? message : known ?? 'unknown error'
     if (known !== undefined && !why.includes(known)) why = `${why} (${known})`
-    return new TokenRequestError(`token request to ${this.#url.host} failed: ${this.#scrub(why, MAX_DESCRIPTION_CHARS)}`, {
+    const ca = known !== undefined && UNTRUSTED_CA.has(known) ? '; a private CA: set NODE_EXTRA_CA_CERTS to a PEM file with its certificate' : ''
+    return new TokenRequestError(`token request to ${this.#url.host} failed: ${this.#scrub(why, MAX_DESCRIPTION_CHARS)}${ca}`, {
       kind: 'network_error', code: known ?? 'NETWORK_ERROR', cause: err
     })
   }
 
-  #interpret (status: number, headers: Dispatcher.ResponseData['headers'], text: string): FetchedToken {
+  #interpret (status: number, headers: Dispatcher.ResponseData['headers'], limits: RateLimitInfo, text: string): FetchedToken {
     let body: Auth0Answer | undefined
     try {
       const parsed: unknown = JSON.parse(text)
       if (parsed !== null && typeof parsed === 'object') body = parsed as Auth0Answer
     } catch {}
 
-    if (status !== 200) throw this.#httpError(status, headers, body, text)
+    if (status !== 200) throw this.#httpError(status, headers, limits, body, text)
 
     if (body === undefined) {
       throw new TokenRequestError('token endpoint answered 200 with a body that is not a JSON object', {
@@ -178,10 +196,19 @@ export class Auth0Transport implements TokenTransport {
     if (expiresIn < min || expiresIn > max) {
       throw invalid(`expires_in ${expiresIn} is outside ${min} s to ${max} s (10 years)`, status)
     }
-    return { accessToken, expiresInSeconds: Math.floor(expiresIn) }
+    const missingScopes = this.#missingScopes(body.scope)
+    return { accessToken, expiresInSeconds: Math.floor(expiresIn), ...(missingScopes === undefined ? {} : { missingScopes }) }
   }
 
-  #httpError (status: number, headers: Dispatcher.ResponseData['headers'], body: Auth0Answer | undefined, text: string): TokenRequestError {
+  /** Requested scopes a granted `scope` leaves out; none when the answer has no scope (then it is the requested one). */
+  #missingScopes (granted: unknown): string[] | undefined {
+    if (this.#scope === undefined || typeof granted !== 'string') return undefined
+    const got = new Set(granted.split(/\s+/))
+    const missing = this.#scope.split(' ').filter((scope) => !got.has(scope))
+    return missing.length === 0 ? undefined : missing
+  }
+
+  #httpError (status: number, headers: Dispatcher.ResponseData['headers'], limits: RateLimitInfo, body: Auth0Answer | undefined, text: string): TokenRequestError {
     const auth0Error = typeof body?.error === 'string' ? this.#scrub(body.error, 64) : undefined
     const auth0Description = typeof body?.error_description === 'string'
       ? this.#scrub(body.error_description, MAX_DESCRIPTION_CHARS)
@@ -190,14 +217,22 @@ export class Auth0Transport implements TokenTransport {
     // 401/403 (access_denied, unauthorized_client, invalid_client) and 400 do not heal by retrying.
     const configError = status === 400 || status === 401 || status === 403
     const detail = auth0Error === undefined ? '' : ` ${auth0Error}`
-    const wait = status === 429 || status === 503 ? retryAfter(headers, status, Date.now()) : undefined
-    return new TokenRequestError(`${this.#url.host} answered ${status}${detail}`, {
+    // A spent quota waits for its bucket; the rate limit's reset is honoured whatever the status.
+    const quota = status === 429 ? exhaustedQuota(limits.quotas, `${String(body?.error)} ${String(body?.error_description)}`) : undefined
+    const wait = longest(retryAfter(headers, Date.now()), quota === undefined ? undefined : quotaReset(quota))
+    const hint = quota !== undefined
+      ? spentQuota(quota)
+      : (status === 401 || status === 403) && auth0Error === undefined
+          ? unexplainedRefusal(status, { clientAuth: this.#clientAuth, audience: this.#audience, scope: this.#scope })
+          : undefined
+    return new TokenRequestError(`${this.#url.host} answered ${status}${detail}${hint === undefined ? '' : `; ${hint}`}`, {
       kind: configError ? 'config_error' : 'http_error',
       code: `HTTP_${status}`,
       status,
       ...(auth0Error === undefined ? {} : { auth0Error }),
       ...(auth0Description === undefined ? {} : { auth0Description }),
       ...(excerpt === undefined ? {} : { bodyExcerpt: excerpt }),
+      ...(hint === undefined ? {} : { hint }),
       ...(wait === undefined ? {} : { retryAfterMs: wait.ms }),
       ...(wait?.capped === undefined ? {} : { retryAfterCapped: wait.capped })
     })

@@ -15,6 +15,8 @@ export interface ClientProof {
 /** One way of authenticating the client to the token endpoint (RFC 6749 §2.3, RFC 7523 §2.2). */
 export interface ClientAuth {
   readonly method: 'client_secret_post' | 'client_secret_basic' | 'private_key_jwt'
+  /** client_secret_basic: true when form-encoding changed the id or the secret, which a server must decode. */
+  readonly formEncoded?: boolean
   proof(): Promise<ClientProof> | ClientProof
 }
 
@@ -29,11 +31,17 @@ export function secretPost (clientId: string, clientSecret: string): ClientAuth 
   return { method: 'client_secret_post', proof: () => proof }
 }
 
-/** client_secret_basic: `Authorization: Basic` of the form-encoded id and secret; neither in the body. */
+/**
+ * client_secret_basic: `Authorization: Basic` of the form-encoded id and
+ * secret (RFC 6749 §2.3.1); neither in the body. A server that does not
+ * decode them rejects an id or secret with `+ / : ~ %` or a space.
+ */
 export function secretBasic (clientId: string, clientSecret: string): ClientAuth {
-  const basic = Buffer.from(`${formEncode(clientId)}:${formEncode(clientSecret)}`).toString('base64')
+  const id = formEncode(clientId)
+  const secret = formEncode(clientSecret)
+  const basic = Buffer.from(`${id}:${secret}`).toString('base64')
   const proof = { fields: [], headers: { authorization: `Basic ${basic}` } }
-  return { method: 'client_secret_basic', proof: () => proof }
+  return { method: 'client_secret_basic', formEncoded: id !== clientId || secret !== clientSecret, proof: () => proof }
 }
 
 export interface PrivateKeyJwtOptions {

@@ -2,20 +2,24 @@ import { createServer } from 'node:net'
 import t, { type Test } from 'tap'
 import { TokenRequestError } from '../../src/engine/errors.js'
 import { Auth0Transport, MAX_RESPONSE_BYTES } from '../../src/upstream/auth0-transport.js'
-import { retryAfter } from '../../src/upstream/retry-after.js'
-import { secretPost } from '../../src/upstream/client-auth.js'
+import { longest, quotaReset, retryAfter } from '../../src/upstream/retry-after.js'
+import { secretBasic, secretPost, type ClientAuth } from '../../src/upstream/client-auth.js'
+import type { RateLimitInfo } from '../../src/upstream/rate-limit.js'
 import { VERSION } from '../../src/version.js'
-import { FakeAuth0 } from '../fixtures/fake-auth0.js'
+import { FakeAuth0, globalLimit, type FakeAuth0Options } from '../fixtures/fake-auth0.js'
 import { registerSecret } from '../fixtures/suite-log.js'
 import { SecretScrubber } from '../../src/secret-scrubber.js'
 
-async function setup (t: Test, timeoutMs = 2000) {
-  const auth0 = await FakeAuth0.start()
+async function setup (t: Test, timeoutMs = 2000, opts: { auth0?: FakeAuth0Options, scope?: string, organization?: string, clientAuth?: (auth0: FakeAuth0) => ClientAuth, onRateLimit?: (info: RateLimitInfo) => void } = {}) {
+  const auth0 = await FakeAuth0.start(opts.auth0)
   const transport = new Auth0Transport({
     tokenUrl: new URL(auth0.tokenUrl),
-    clientAuth: secretPost(auth0.clientId, auth0.clientSecret),
+    clientAuth: opts.clientAuth?.(auth0) ?? secretPost(auth0.clientId, auth0.clientSecret),
     audience: auth0.audience,
-    timeoutMs
+    timeoutMs,
+    scope: opts.scope,
+    organization: opts.organization,
+    ...(opts.onRateLimit === undefined ? {} : { onRateLimit: opts.onRateLimit })
   })
   t.teardown(async () => {
     await transport.close()
@@ -176,28 +180,129 @@ t.test('aborting (shutdown) ends the request', async (t) => {
 
 t.test('Retry-After parsing', async (t) => {
   const now = Date.UTC(2026, 0, 1)
-  const ms = (headers: Record<string, string | string[]>, status: number): number | undefined => retryAfter(headers, status, now)?.ms
-  t.equal(ms({ 'retry-after': '120' }, 503), 120_000)
-  t.equal(ms({ 'retry-after': new Date(now + 90_000).toUTCString() }, 503), 90_000)
-  t.equal(ms({ 'retry-after': new Date(now - 90_000).toUTCString() }, 503), 0, 'a date in the past')
-  t.equal(ms({ 'retry-after': 'soon' }, 503), undefined)
-  t.equal(ms({ 'retry-after': 'soon', 'x-ratelimit-reset': String(now / 1000 + 9) }, 429), 9000)
-  t.equal(ms({ 'x-ratelimit-reset': String(now / 1000 + 9) }, 503), undefined, 'reset only counts on 429')
-  t.equal(ms({}, 429), undefined)
-  t.equal(ms({ 'retry-after': ['3', '9'] }, 503), 3000, 'a repeated header: the first counts')
+  const ms = (headers: Record<string, string | string[]>): number | undefined => retryAfter(headers, now)?.ms
+  t.equal(ms({ 'retry-after': '120' }), 120_000)
+  t.equal(ms({ 'retry-after': new Date(now + 90_000).toUTCString() }), 90_000)
+  t.equal(ms({ 'retry-after': new Date(now - 90_000).toUTCString() }), 0, 'a date in the past')
+  t.equal(ms({ 'retry-after': 'soon' }), undefined)
+  t.equal(ms({ 'retry-after': 'soon', 'x-ratelimit-reset': String(now / 1000 + 9) }), 9000)
+  t.equal(ms({ 'x-ratelimit-reset': String(now / 1000 - 9) }), 0, 'a reset in the past')
+  t.equal(ms({}), undefined)
+  t.equal(ms({ 'retry-after': ['3', '9'] }), 3000, 'a repeated header: the first counts')
+  t.equal(ms({ 'Retry-After': '7' }), 7000, 'any case')
 })
 
-t.test('Retry-After and x-ratelimit-reset are capped at an hour, naming what was sent', async (t) => {
+t.test('Retry-After, x-ratelimit-reset and a quota reset are capped at an hour, naming what was sent', async (t) => {
   const now = Date.UTC(2026, 0, 1)
-  t.same(retryAfter({ 'retry-after': '3600' }, 429, now), { ms: 3_600_000 }, 'an hour exactly is believed')
-  t.same(retryAfter({ 'retry-after': '3601' }, 429, now), { ms: 3_600_000, capped: 'Retry-After: 3601' })
-  t.same(retryAfter({ 'retry-after': '99999999999999999999' }, 429, now), { ms: 3_600_000, capped: 'Retry-After: 99999999999999999999' })
-  t.same(retryAfter({ 'retry-after': 'Fri, 31 Dec 9999 23:59:59 GMT' }, 503, now), { ms: 3_600_000, capped: 'Retry-After: Fri, 31 Dec 9999 23:59:59 GMT' })
-  t.same(retryAfter({ 'x-ratelimit-reset': '99999999999999999999' }, 429, now), { ms: 3_600_000, capped: 'x-ratelimit-reset: 99999999999999999999' })
-  t.equal(retryAfter({ 'retry-after': '9'.repeat(200) }, 429, now)?.capped?.length, 64, 'the raw value is shortened')
+  t.same(retryAfter({ 'retry-after': '3600' }, now), { ms: 3_600_000 }, 'an hour exactly is believed')
+  t.same(retryAfter({ 'retry-after': '3601' }, now), { ms: 3_600_000, capped: 'Retry-After: 3601' })
+  t.same(retryAfter({ 'retry-after': '99999999999999999999' }, now), { ms: 3_600_000, capped: 'Retry-After: 99999999999999999999' })
+  t.same(retryAfter({ 'retry-after': 'Fri, 31 Dec 9999 23:59:59 GMT' }, now), { ms: 3_600_000, capped: 'Retry-After: Fri, 31 Dec 9999 23:59:59 GMT' })
+  t.same(retryAfter({ 'x-ratelimit-reset': '99999999999999999999' }, now), { ms: 3_600_000, capped: 'x-ratelimit-reset: 99999999999999999999' })
+  t.equal(retryAfter({ 'retry-after': '9'.repeat(200) }, now)?.capped?.length, 64, 'the raw value is shortened')
+  t.same(quotaReset({ scope: 'client', bucket: 'per_hour', limit: 10, remaining: 0, resetSeconds: 1800 }), { ms: 1_800_000 })
+  t.same(quotaReset({ scope: 'organization', bucket: 'per_day', limit: 50, remaining: 0, resetSeconds: 43200 }), { ms: 3_600_000, capped: 'Auth0-Organization-Quota-Limit: b=per_day;t=43200' })
+  t.same(quotaReset({ scope: 'client', bucket: 'per_day', limit: 50, remaining: 0, resetSeconds: 43200 }).capped, 'Auth0-Client-Quota-Limit: b=per_day;t=43200')
+  t.same(longest({ ms: 5 }, { ms: 7 }), { ms: 7 })
+  t.same(longest({ ms: 7 }, { ms: 5 }), { ms: 7 })
+  t.same(longest(undefined, { ms: 5 }), { ms: 5 })
+  t.same(longest({ ms: 5 }, undefined), { ms: 5 })
 })
 
-t.test('a 429 asking for a day is waited out for an hour', async (t) => {
+t.test('Auth0\'s 500 "Global limit has been reached" waits for x-ratelimit-reset, as any status carrying it', async (t) => {
+  const { auth0, transport } = await setup(t)
+  const reset = Math.floor(Date.now() / 1000) + 40
+  auth0.enqueue(
+    globalLimit(reset),
+    { kind: 'status', status: 503, body: { error: 'temporarily_unavailable' }, headers: { 'x-ratelimit-limit': '100', 'x-ratelimit-remaining': '0', 'x-ratelimit-reset': String(reset) } }
+  )
+  for (const status of [500, 503]) {
+    const err = await failure(transport.fetchToken(never))
+    t.match(err, { kind: 'http_error', status, code: `HTTP_${status}` })
+    t.ok(err.retryAfterMs! > 38_000 && err.retryAfterMs! <= 40_000, `${status}: ${err.retryAfterMs} ms from x-ratelimit-reset`)
+  }
+})
+
+t.test('a 429 for a spent quota waits for that bucket to reset, not for the rate limit', async (t) => {
+  const infos: RateLimitInfo[] = []
+  const { auth0, transport } = await setup(t, 2000, {
+    auth0: { quotas: { client: [{ bucket: 'per_hour', limit: 2, resetSeconds: 1800 }, { bucket: 'per_day', limit: 50, resetSeconds: 43200 }] } },
+    onRateLimit: (info) => infos.push(info)
+  })
+  t.ok(await transport.fetchToken(never))
+  t.ok(await transport.fetchToken(never))
+  t.same(infos[1]?.quotas.map((q) => [q.bucket, q.remaining]), [['per_hour', 0], ['per_day', 48]], 'each bucket its own numbers')
+  const err = await failure(transport.fetchToken(never))
+  t.match(err, { kind: 'http_error', status: 429, auth0Error: 'too_many_requests', auth0Description: 'Client quota exceeded', retryAfterMs: 1_800_000 })
+  t.equal(err.retryAfterCapped, undefined)
+  t.equal(err.hint, 'the client quota\'s per_hour bucket (2 tokens) is used up; it resets in 1800 s')
+  t.match(err.message, /answered 429 too_many_requests; the client quota's per_hour bucket/)
+  t.equal(auth0.tokenRequests(), 3)
+
+  // A Retry-After that asks for longer wins; a spent day is waited out for an hour, saying so.
+  auth0.quotas!.client![0]!.resetSeconds = 60
+  auth0.quotas!.retryAfterSeconds = 120
+  t.match(await failure(transport.fetchToken(never)), { retryAfterMs: 120_000 })
+  auth0.quotas!.client![1]!.used = 50
+  t.match(await failure(transport.fetchToken(never)), { retryAfterMs: 3_600_000, retryAfterCapped: 'Auth0-Client-Quota-Limit: b=per_day;t=43200', hint: /per_day bucket \(50 tokens\)/ })
+})
+
+t.test('an organization\'s spent quota waits for the organization\'s bucket', async (t) => {
+  const { auth0, transport } = await setup(t, 2000, {
+    auth0: { quotas: { client: [{ bucket: 'per_hour', limit: 100, resetSeconds: 1800 }], organization: [{ bucket: 'per_hour', limit: 1, resetSeconds: 900, used: 1 }] } },
+    organization: 'org_abc123'
+  })
+  t.match(await failure(transport.fetchToken(never)), { status: 429, auth0Description: 'Organization quota exceeded', retryAfterMs: 900_000, hint: /the organization quota's per_hour bucket/ })
+  t.equal(auth0.requests[0]?.body?.organization, 'org_abc123')
+})
+
+t.test('401 and 403 without an OAuth error: a hint names what to check for that status', async (t) => {
+  const { auth0, transport } = await setup(t, 2000, { scope: 'read:things write:things' })
+  auth0.enqueue(
+    { kind: 'status', status: 401, body: '' },
+    { kind: 'status', status: 403, body: '<html>Forbidden</html>', contentType: 'text/html' },
+    { kind: 'status', status: 403, body: { message: 'forbidden' } },
+    { kind: 'status', status: 401, body: { error: 'invalid_client' } }
+  )
+  const empty = await failure(transport.fetchToken(never))
+  t.match(empty, { kind: 'config_error', status: 401, code: 'HTTP_401', auth0Error: undefined, bodyExcerpt: undefined })
+  t.equal(empty.hint, 'no OAuth error in the answer; check the client id and secret, and that the client is registered for client_secret_post (TOOLBRIDGE_AUTH0_CLIENT_AUTH)')
+  t.match(empty.message, /^127\.0\.0\.1:\d+ answered 401; no OAuth error in the answer; check the client id and secret/)
+  const html = await failure(transport.fetchToken(never))
+  t.match(html, { kind: 'config_error', status: 403, bodyExcerpt: '<html>Forbidden</html>' })
+  t.equal(html.hint, `no OAuth error in the answer; check that the client is granted the audience ${auth0.audience} and the scope "read:things write:things", and the client id and secret, and that the client is registered for client_secret_post (TOOLBRIDGE_AUTH0_CLIENT_AUTH)`)
+  t.match(await failure(transport.fetchToken(never)), { status: 403, hint: /granted the audience/ }, 'JSON without `error` says no more')
+  t.match(await failure(transport.fetchToken(never)), { status: 401, auth0Error: 'invalid_client', hint: undefined }, 'an OAuth error speaks for itself')
+})
+
+t.test('the refusal hint follows the client authentication method', async (t) => {
+  const basic = await setup(t, 2000, { clientAuth: (a) => secretBasic(a.clientId, 'se+cret/with:odd~chars') })
+  basic.auth0.enqueue({ kind: 'status', status: 401, body: '' })
+  t.match(await failure(basic.transport.fetchToken(never)), { hint: /registered for client_secret_basic \(TOOLBRIDGE_AUTH0_CLIENT_AUTH\); the id or secret has characters Basic form-encodes \(RFC 6749 §2\.3\.1\) and some servers do not decode: try client_secret_post$/ })
+  const plain = await setup(t, 2000, { clientAuth: (a) => secretBasic(a.clientId, 'plainsecret0123') })
+  plain.auth0.enqueue({ kind: 'status', status: 401, body: '' })
+  t.match(await failure(plain.transport.fetchToken(never)), { hint: /registered for client_secret_basic \(TOOLBRIDGE_AUTH0_CLIENT_AUTH\)$/ })
+  const jwt = await setup(t, 2000, { clientAuth: () => ({ method: 'private_key_jwt', proof: () => ({ fields: [['client_assertion', 'x']], headers: {} }) }) })
+  jwt.auth0.enqueue({ kind: 'status', status: 401, body: '' })
+  t.equal((await failure(jwt.transport.fetchToken(never))).hint, 'no OAuth error in the answer; check the client id, the public key registered for it, the assertion\'s aud (TOOLBRIDGE_AUTH0_CLIENT_ASSERTION_AUDIENCE) and alg (TOOLBRIDGE_AUTH0_CLIENT_ASSERTION_ALG), and that the client is registered for private_key_jwt (TOOLBRIDGE_AUTH0_CLIENT_AUTH)')
+  jwt.auth0.enqueue({ kind: 'status', status: 403, body: '' })
+  t.equal((await failure(jwt.transport.fetchToken(never))).hint, `no OAuth error in the answer; check that the client is granted the audience ${jwt.auth0.audience}, and the client id, the public key registered for it, the assertion's aud (TOOLBRIDGE_AUTH0_CLIENT_ASSERTION_AUDIENCE) and alg (TOOLBRIDGE_AUTH0_CLIENT_ASSERTION_ALG), and that the client is registered for private_key_jwt (TOOLBRIDGE_AUTH0_CLIENT_AUTH)`, 'no scope requested, none named')
+})
+
+t.test('a granted scope narrower than the requested one names the missing scopes', async (t) => {
+  const { auth0, transport } = await setup(t, 2000, { scope: 'read:things write:things admin', auth0: { scopes: ['read:things', 'other:thing'] } })
+  t.same((await transport.fetchToken(never)).missingScopes, ['write:things', 'admin'])
+  auth0.scopes = ['admin', 'write:things', 'read:things', 'more']
+  t.equal((await transport.fetchToken(never)).missingScopes, undefined, 'all granted (and more, as Auth0 does)')
+  auth0.enqueue({ kind: 'status', status: 200, body: { access_token: 'abc', token_type: 'Bearer', expires_in: 60 } })
+  t.equal((await transport.fetchToken(never)).missingScopes, undefined, 'no scope in the answer: the requested one (RFC 6749 §5.1)')
+  auth0.enqueue({ kind: 'status', status: 200, body: { access_token: 'abc', token_type: 'Bearer', expires_in: 60, scope: 7 } })
+  t.equal((await transport.fetchToken(never)).missingScopes, undefined, 'a scope that is no string is not read')
+  const unscoped = await setup(t, 2000, { auth0: { scopes: [] } })
+  t.equal((await unscoped.transport.fetchToken(never)).missingScopes, undefined, 'nothing requested, nothing missing')
+})
+
+t.test('a 429 asking for a day, without quota headers, is waited out for an hour', async (t) => {
   const { auth0, transport } = await setup(t)
   auth0.enqueue({ kind: 'status', status: 429, body: { error: 'too_many_requests', error_description: 'Client quota exceeded' }, headers: { 'retry-after': '86400' } })
   t.match(await failure(transport.fetchToken(never)), { status: 429, retryAfterMs: 3_600_000, retryAfterCapped: 'Retry-After: 86400' })

@@ -57,19 +57,30 @@ t.test('client_secret_basic: RFC 6749 §2.3.1, each part form-encoded before bas
 
   auth0.clientSecret = 'changed'
   t.match(await transport.fetchToken(never).catch((e: unknown) => e), { kind: 'config_error', status: 401 }, 'a wrong secret is a configuration error')
+  t.equal(secretBasic(clientId, clientSecret).formEncoded, true, 'the encoding changed them: a hint may say so')
+  t.equal(secretBasic('client-id', 'Auth0SecretsAreLettersDigits-_').formEncoded, false, 'Auth0\'s secrets pass unchanged')
 })
 
-for (const type of ['rsa', 'ec'] as const) {
-  t.test(`private_key_jwt with an ${type.toUpperCase()} key: a fresh signed assertion on every request, no secret anywhere`, async (t) => {
+const ALGORITHMS = [
+  ['rsa', 'RS256', undefined],
+  ['rsa', 'RS256', 'RS256'],
+  ['rsa', 'RS384', 'RS384'],
+  ['rsa', 'PS256', 'PS256'],
+  ['ec', 'ES256', undefined]
+] as const
+
+for (const [type, alg, configured] of ALGORITHMS) {
+  t.test(`private_key_jwt with an ${type.toUpperCase()} key, ${alg}${configured === undefined ? ' by default' : ' as set'}: a fresh signed assertion on every request, verified by jose, no secret anywhere`, async (t) => {
     const { privateKey, publicKey, pem } = keyPair(type)
-    const key = parseAssertionKey(pem)
-    const { auth0, transport } = await setup(t, (a) => privateKeyJwt({ clientId: a.clientId, key, kid: type === 'rsa' ? 'key-2026' : undefined, audience: ASSERTION_AUDIENCE }), { assertionKey: publicKey })
+    const key = parseAssertionKey(pem, configured)
+    t.equal(key.alg, alg)
+    const { auth0, transport } = await setup(t, (a) => privateKeyJwt({ clientId: a.clientId, key, kid: type === 'rsa' ? 'key-2026' : undefined, audience: ASSERTION_AUDIENCE }), { assertionKey: publicKey, assertionAlg: alg })
     for (let i = 0; i < 3; i++) t.ok(await transport.fetchToken(never), `request ${i + 1}: the stand-in verified the signature`)
     t.equal(auth0.assertions.length, 3)
     const jtis = new Set(auth0.assertions.map((a) => a.claims.jti))
     t.equal(jtis.size, 3, 'a unique jti on every request')
     for (const { header, claims } of auth0.assertions) {
-      t.same(header, { alg: type === 'rsa' ? 'RS256' : 'ES256', typ: 'JWT', ...(type === 'rsa' ? { kid: 'key-2026' } : {}) })
+      t.same(header, { alg, typ: 'JWT', ...(type === 'rsa' ? { kid: 'key-2026' } : {}) })
       t.match(claims, { iss: auth0.clientId, sub: auth0.clientId, aud: ASSERTION_AUDIENCE, jti: /^[0-9a-f-]{36}$/ })
       t.equal(claims.exp! - claims.iat!, ASSERTION_LIFETIME_SECONDS)
       t.ok(ASSERTION_LIFETIME_SECONDS <= 60)
@@ -82,7 +93,10 @@ for (const type of ['rsa', 'ec'] as const) {
     t.notMatch(request?.rawBody, /client_secret/)
     t.notMatch(request?.rawBody, pem.split('\n')[1]!, 'the key itself never travels')
 
-    // Another key (or a key the server does not know): invalid_client, a configuration error.
+    // A credential registered with another algorithm (Auth0 checks it), or another key: invalid_client, a configuration error.
+    auth0.assertionAlg = type === 'rsa' ? (alg === 'PS256' ? 'RS256' : 'PS256') : 'ES384'
+    t.match(await transport.fetchToken(never).catch((e: unknown) => e), { kind: 'config_error', status: 401, auth0Error: 'invalid_client', auth0Description: /alg/ })
+    auth0.assertionAlg = alg
     auth0.assertionKey = keyPair(type).publicKey
     t.match(await transport.fetchToken(never).catch((e: unknown) => e), { kind: 'config_error', status: 401, auth0Error: 'invalid_client' })
     t.ok(privateKey)
@@ -139,7 +153,8 @@ t.test('a network failure is described by its message and its code, whichever it
   const failing = (reason: unknown): Dispatcher => ({ request: () => Promise.reject(reason) }) as unknown as Dispatcher
   const transport = (reason: unknown): Auth0Transport => new Auth0Transport({ tokenUrl: new URL('https://op.example/token'), clientAuth: secretPost('c', 's'), audience: 'a', timeoutMs: 1000, dispatcher: failing(reason) })
   const cases: Array<[unknown, RegExp, string]> = [
-    [Object.assign(new Error('self-signed certificate'), { code: 'DEPTH_ZERO_SELF_SIGNED_CERT' }), /failed: self-signed certificate \(DEPTH_ZERO_SELF_SIGNED_CERT\)$/, 'DEPTH_ZERO_SELF_SIGNED_CERT'],
+    [Object.assign(new Error('self-signed certificate'), { code: 'DEPTH_ZERO_SELF_SIGNED_CERT' }), /failed: self-signed certificate \(DEPTH_ZERO_SELF_SIGNED_CERT\); a private CA: set NODE_EXTRA_CA_CERTS to a PEM file with its certificate$/, 'DEPTH_ZERO_SELF_SIGNED_CERT'],
+    [Object.assign(new Error('certificate has expired'), { code: 'CERT_HAS_EXPIRED' }), /failed: certificate has expired \(CERT_HAS_EXPIRED\)$/, 'CERT_HAS_EXPIRED'],
     [Object.assign(new Error('connect ECONNREFUSED 10.0.0.1:443'), { code: 'ECONNREFUSED' }), /failed: connect ECONNREFUSED 10\.0\.0\.1:443$/, 'ECONNREFUSED'],
     [{ code: 'EWEIRD' }, /failed: EWEIRD$/, 'EWEIRD'],
     [new Error('socket hang up'), /failed: socket hang up$/, 'NETWORK_ERROR'],
