@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto'
 import type { IncomingHttpHeaders } from 'node:http'
+import { Readable } from 'node:stream'
 import replyFrom from '@fastify/reply-from'
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify'
 import type { Logger } from 'pino'
@@ -39,6 +40,8 @@ interface Forwarding {
   token: string
   /** The whole body is in memory (or there is none): it can be sent again. */
   replayable: boolean
+  /** That body, when there is one. */
+  held: Buffer | undefined
   retried: boolean
   sentAt: number
   upstreamMs: number | undefined
@@ -154,7 +157,7 @@ export function buildProxyApp (opts: ProxyAppOptions): FastifyInstance {
   app.addHook('onResponse', (request, reply, done) => {
     metrics.answered(request.method, reply.statusCode)
     const forwarding = request.forwarding
-    if (forwarding !== null) metrics.bytes('request', bodyBytes(request.body as ProxyBody | undefined, request.headers['content-length']))
+    if (forwarding !== null) metrics.bytes('request', forwarding.held?.length ?? bodyBytes(request.body as ProxyBody | undefined, request.headers['content-length']))
     if (debug) {
       const url = request.raw.url!
       const query = url.indexOf('?')
@@ -173,12 +176,14 @@ export function buildProxyApp (opts: ProxyAppOptions): FastifyInstance {
   })
 
   function forward (request: FastifyRequest, reply: FastifyReply, forwarding: Forwarding): void {
-    const body = request.body as ProxyBody | undefined
+    const { held } = forwarding
     const contentType = request.headers['content-type']
+    // A held body is passed as is: @fastify/reply-from would re-encode a JSON one,
+    // and label one without a type; as a stream it goes with the caller's headers.
+    if (held !== undefined && contentType === undefined) request.body = Readable.from([held])
     forwarding.sentAt = performance.now()
     void reply.from(undefined, {
-      // A held body is passed as is: @fastify/reply-from would re-encode a JSON one.
-      ...(body instanceof Buffer && contentType !== undefined ? { body, contentType } : {}),
+      ...(held !== undefined && contentType !== undefined ? { body: held, contentType } : {}),
       retryDelay: noRetry,
       rewriteRequestHeaders: (_request, headers) => upstreamHeaders(headers as IncomingHttpHeaders, forwarding.token),
       rewriteHeaders: downstreamHeaders,
@@ -250,7 +255,8 @@ export function buildProxyApp (opts: ProxyAppOptions): FastifyInstance {
       failure(reply, 400, 'invalid_request', `a ${request.method} request must not have a body`)
       return undefined
     }
-    const forwarding: Forwarding = { token: '', replayable: body === undefined || body instanceof Buffer, retried: false, sentAt: 0, upstreamMs: undefined }
+    const held = body instanceof Buffer ? body : undefined
+    const forwarding: Forwarding = { token: '', replayable: body === undefined || held !== undefined, held, retried: false, sentAt: 0, upstreamMs: undefined }
     request.forwarding = forwarding
     const serving = source.serving()
     if (serving !== undefined) {
