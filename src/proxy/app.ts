@@ -32,7 +32,7 @@ export interface ProxyAppOptions {
   /** Longest silence on a response body, and on a caller's connection. */
   idleTimeoutMs: number
   /** Test seam: shorter bounds than PROXY_LIMITS. */
-  limits?: Partial<typeof PROXY_LIMITS>
+  limits?: Partial<Record<keyof typeof PROXY_LIMITS, number>>
 }
 
 /** One proxied request's progress. */
