@@ -46,7 +46,7 @@ export function readBody (limits: BodyLimits, payload: IncomingMessage, done: (e
   }
   const chunks: Buffer[] = []
   payload.on('data', (chunk: Buffer) => chunks.push(chunk))
-  payload.once('end', () => done(null, chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks)))
+  payload.once('end', () => done(null, Buffer.concat(chunks)))
   payload.once('error', (err) => done(err))
 }
 

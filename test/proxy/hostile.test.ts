@@ -81,6 +81,25 @@ t.test('an oversized body: 413 before a byte is forwarded (Content-Length), or a
   await under.body.dump()
 })
 
+t.test('a caller that goes away mid-body: nothing is forwarded, and the proxy carries on', async (t) => {
+  const { api, port, call } = await startProxy(t)
+  for (const length of [1000, 1_000_000]) {
+    const socket = connect(port, '127.0.0.1')
+    socket.on('error', () => {})
+    socket.write(raw('POST /echo HTTP/1.1', 'Content-Type: text/plain', `Content-Length: ${length}`).replace(/\r\n$/, '') + '\r\nonly the start')
+    await new Promise((resolve) => setTimeout(resolve, 100))
+    socket.destroy()
+  }
+  const chunked = connect(port, '127.0.0.1')
+  chunked.on('error', () => {})
+  chunked.write(raw('POST /echo HTTP/1.1', 'Content-Type: text/plain', 'Transfer-Encoding: chunked').replace(/\r\n$/, '') + '\r\n5\r\nhello\r\n')
+  await new Promise((resolve) => setTimeout(resolve, 100))
+  chunked.destroy()
+  await new Promise((resolve) => setTimeout(resolve, 100))
+  t.equal(api.requests.length, 0, 'no request reached the API complete')
+  t.equal((await call('/echo')).status, 200)
+})
+
 t.test('a body that trickles in is cut off by the request timeout', async (t) => {
   const { port } = await startProxy(t, { proxy: { limits: { requestTimeoutMs: 300, headersTimeoutMs: 200 } } })
   const socket = connect(port, '127.0.0.1')

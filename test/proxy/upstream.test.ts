@@ -81,6 +81,8 @@ t.test('debug: one line per proxied request, with no header value and no query s
   const logged = lines().filter((l) => l.event === 'proxy_request')
   t.equal(logged.length, 1)
   t.match(logged[0], { level: 'debug', method: 'GET', path: '/echo/x', status: 200, retried: false, upstream_ms: Number, duration_ms: Number })
+  await call('/echo', { headers: { authorization: 'Bearer wrong-wrong-wrong' } })
+  t.match(lines().filter((l) => l.event === 'proxy_request')[1], { status: 401, path: '/echo', upstream_ms: null, retried: false }, 'a refused request is logged too')
   const text = JSON.stringify(lines())
   t.notMatch(text, 'query-secret-value')
   t.notMatch(text, 'tenant-header-value')
