@@ -11,8 +11,10 @@ import { join } from 'node:path'
 import { Pool, request } from 'undici'
 import { cpuMicros, PINNED } from './proc.mjs'
 
-/** nginx from the system's packages, or undefined. */
+/** nginx from the system's packages (or BENCH_NGINX: a path, or `none` to leave it out), or undefined. */
 function findNginx () {
+  const chosen = process.env.BENCH_NGINX
+  if (chosen !== undefined) return chosen === 'none' ? undefined : chosen
   for (const path of ['/usr/sbin/nginx', '/usr/local/sbin/nginx', '/usr/bin/nginx']) if (existsSync(path)) return path
   try {
     return execFileSync('sh', ['-c', 'command -v nginx'], { encoding: 'utf8' }).trim() || undefined

@@ -6,6 +6,7 @@
 //   node bench/run.mjs [--rounds 7] [--duration 10] [--warmup 2] [--rate 4000] [--connections 10]
 //                      [--starts 5] [--burst 1000] [--requests 1000000]
 //                      [--fleet 1,5,20] [--fleet-restarts 2] [--fleet-lifetimes 1] [--fleet-lifetime 60]
+//                      [--proxy-rounds 7] [--proxy-requests 5000] [--proxy-only]
 //                      [--write docs/benchmarks.md]
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto'
 import { existsSync, readFileSync, writeFileSync } from 'node:fs'
@@ -39,6 +40,8 @@ const { values: args } = parseArgs({
     // The credential-injecting proxy against direct calls and nginx; 0 rounds skips it.
     'proxy-rounds': { type: 'string', default: '7' },
     'proxy-requests': { type: 'string', default: '5000' },
+    // Only the proxy scenario, printed (no --write).
+    'proxy-only': { type: 'boolean', default: false },
     write: { type: 'string' }
   }
 })
@@ -316,22 +319,26 @@ async function soak () {
   return { requests: result.requests.total, errors: result.errors + result.timeouts, non2xx: result.non2xx, before, after, upstream: standIn.count() }
 }
 
+const PROXY = { rounds: Number(args['proxy-rounds']), requests: Number(args['proxy-requests']) }
+async function proxyRounds () {
+  const standIn = await startStandIn({ ...CLIENT, expiresIn: 86400 })
+  try {
+    return await proxyScenario({ ...PROXY, startProcess, startSidecar: (env) => startSidecar(standIn, env), stop, waitForToken, freePort, secret: SECRET })
+  } finally {
+    await standIn.close()
+  }
+}
+if (args['proxy-only']) {
+  process.stdout.write(proxyTable(await proxyRounds()))
+  process.exit(0)
+}
+
 const tp = await cpuRounds()
 const st = await startup()
 const sc = secretCompare()
 const bu = await burst()
 const so = await soak()
-const PROXY = { rounds: Number(args['proxy-rounds']), requests: Number(args['proxy-requests']) }
-const px = PROXY.rounds === 0
-  ? undefined
-  : await (async () => {
-    const standIn = await startStandIn({ ...CLIENT, expiresIn: 86400 })
-    try {
-      return await proxyScenario({ ...PROXY, startProcess, startSidecar: (env) => startSidecar(standIn, env), stop, waitForToken, freePort, secret: SECRET })
-    } finally {
-      await standIn.close()
-    }
-  })()
+const px = PROXY.rounds === 0 ? undefined : await proxyRounds()
 const fl = FLEET.sizes.length === 0 ? [] : await fleetScenario({ ...FLEET, startSidecar, stop, waitForToken, client: CLIENT, freePort })
 
 const machine = `${cpus().length} × ${cpus()[0].model.trim()}, ${Math.round(totalmem() / 2 ** 30)} GiB, Node.js ${process.version}, ${process.platform}${PINNED ? '; load generator on core 0, servers on core 1 (taskset)' : '; one core: nothing pinned'}`

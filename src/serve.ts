@@ -31,7 +31,9 @@ export async function serve (env: Env, dev?: DevSetup): Promise<number | undefin
     const { RedisTokenStore } = await import('./store/redis-store.js')
     tokenStore = new RedisTokenStore({ ...config.tokenStore, logger: logger.child({ component: 'token-store' }) })
   }
-  const { app, tokens, proxy, reload } = createSidecar(config, logger, tokenStore === undefined ? {} : { tokenStore })
+  // Loaded only when configured, as the store: most sidecars serve GET /token alone.
+  const buildProxyApp = config.proxy === undefined ? undefined : (await import('./proxy/app.js')).buildProxyApp
+  const { app, tokens, proxy, reload } = createSidecar(config, logger, { ...(tokenStore === undefined ? {} : { tokenStore }), ...(buildProxyApp === undefined ? {} : { buildProxyApp }) })
   // Installed before listening, so a signal during start-up also shuts down cleanly.
   const grace = closeWithGrace({
     delay: SHUTDOWN_GRACE_MS,

@@ -9,7 +9,7 @@ import type { Clock, Timers, TokenSource } from './engine/types.js'
 import { buildApp } from './http/app.js'
 import { SidecarSecret } from './http/sidecar-secret.js'
 import { createMetrics, createProxyMetrics } from './metrics/metrics.js'
-import { buildProxyApp } from './proxy/app.js'
+import type { buildProxyApp } from './proxy/app.js'
 import { Auth0Transport, tokenEndpointPool } from './upstream/auth0-transport.js'
 import { clientAuthFor } from './upstream/client-auth.js'
 import { lowQuotas } from './upstream/rate-limit.js'
@@ -25,6 +25,12 @@ export interface SidecarDeps {
   random?: () => number
   /** The fleet's shared token store (TOOLBRIDGE_TOKEN_STORE_URL), opened by the caller; closed with the app. */
   tokenStore?: FleetStore
+  /**
+   * The proxy's app factory (src/proxy/app.ts), required when
+   * TOOLBRIDGE_PROXY_TARGET is set; loaded by the caller only then, so a
+   * sidecar without the proxy never loads @fastify/reply-from.
+   */
+  buildProxyApp?: typeof buildProxyApp
 }
 
 /** What the sidecar needs of a shared store connection (RedisTokenStore). */
@@ -164,7 +170,7 @@ export function createSidecar (config: Config, logger: Logger, deps: SidecarDeps
 
   const proxy = config.proxy === undefined
     ? undefined
-    : buildProxyApp({
+    : deps.buildProxyApp!({
       ...config.proxy,
       source: tokens.get(config.proxy.audience)!,
       secret,
