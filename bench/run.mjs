@@ -6,6 +6,7 @@
 //   node bench/run.mjs [--rounds 7] [--duration 10] [--warmup 2] [--rate 4000] [--connections 10]
 //                      [--starts 5] [--burst 1000] [--requests 1000000]
 //                      [--fleet 1,5,20] [--fleet-restarts 2] [--fleet-lifetimes 1] [--fleet-lifetime 60]
+//                      [--proxy-rounds 7] [--proxy-requests 5000] [--proxy-only]
 //                      [--write docs/benchmarks.md]
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto'
 import { existsSync, readFileSync, writeFileSync } from 'node:fs'
@@ -17,6 +18,7 @@ import { Agent, request } from 'undici'
 import { cpuMicros, memory, PINNED, spawnNode } from './proc.mjs'
 import { startStandIn } from './stand-in.mjs'
 import { fleetScenario, fleetTable } from './fleet.mjs'
+import { proxyScenario, proxyTable } from './proxy.mjs'
 import { SidecarSecret } from '../dist/http/sidecar-secret.js'
 
 const { values: args } = parseArgs({
@@ -35,6 +37,11 @@ const { values: args } = parseArgs({
     'fleet-lifetimes': { type: 'string', default: '1' },
     // Long enough that 20 processes, pinned to one core, start and restart well within one token's life.
     'fleet-lifetime': { type: 'string', default: '60' },
+    // The credential-injecting proxy against direct calls and nginx; 0 rounds skips it.
+    'proxy-rounds': { type: 'string', default: '7' },
+    'proxy-requests': { type: 'string', default: '5000' },
+    // Only the proxy scenario, printed (no --write).
+    'proxy-only': { type: 'boolean', default: false },
     write: { type: 'string' }
   }
 })
@@ -86,6 +93,7 @@ function startProcess (argv, env, ready) {
 }
 
 async function startSidecar (standIn, extraEnv = {}) {
+  const proxyPort = extraEnv.TOOLBRIDGE_PROXY_PORT
   const { child, value: port } = await startProcess([CLI], {
     TOOLBRIDGE_AUTH0_CLIENT_ID: CLIENT.clientId,
     TOOLBRIDGE_AUTH0_CLIENT_SECRET: CLIENT.clientSecret,
@@ -97,7 +105,7 @@ async function startSidecar (standIn, extraEnv = {}) {
     const match = /"msg":"Server listening at http:\/\/127\.0\.0\.1:(\d+)"/.exec(line)
     return match === null ? undefined : Number(match[1])
   })
-  return { child, url: `http://127.0.0.1:${port}` }
+  return { child, url: `http://127.0.0.1:${port}`, ...(proxyPort === undefined ? {} : { proxyUrl: `http://127.0.0.1:${proxyPort}` }) }
 }
 
 async function stop (child) {
@@ -311,15 +319,30 @@ async function soak () {
   return { requests: result.requests.total, errors: result.errors + result.timeouts, non2xx: result.non2xx, before, after, upstream: standIn.count() }
 }
 
+const PROXY = { rounds: Number(args['proxy-rounds']), requests: Number(args['proxy-requests']) }
+async function proxyRounds () {
+  const standIn = await startStandIn({ ...CLIENT, expiresIn: 86400 })
+  try {
+    return await proxyScenario({ ...PROXY, startProcess, startSidecar: (env) => startSidecar(standIn, env), stop, waitForToken, freePort, secret: SECRET })
+  } finally {
+    await standIn.close()
+  }
+}
+if (args['proxy-only']) {
+  process.stdout.write(proxyTable(await proxyRounds()))
+  process.exit(0)
+}
+
 const tp = await cpuRounds()
 const st = await startup()
 const sc = secretCompare()
 const bu = await burst()
 const so = await soak()
+const px = PROXY.rounds === 0 ? undefined : await proxyRounds()
 const fl = FLEET.sizes.length === 0 ? [] : await fleetScenario({ ...FLEET, startSidecar, stop, waitForToken, client: CLIENT, freePort })
 
 const machine = `${cpus().length} × ${cpus()[0].model.trim()}, ${Math.round(totalmem() / 2 ** 30)} GiB, Node.js ${process.version}, ${process.platform}${PINNED ? '; load generator on core 0, servers on core 1 (taskset)' : '; one core: nothing pinned'}`
-const command = `node bench/run.mjs --rounds ${ROUNDS} --duration ${DURATION} --warmup ${WARMUP} --rate ${RATE} --connections ${CONNECTIONS} --starts ${STARTS} --burst ${BURST} --requests ${REQUESTS} --fleet ${FLEET.sizes.join(',') || '""'} --fleet-restarts ${FLEET.restarts} --fleet-lifetimes ${FLEET.lifetimes} --fleet-lifetime ${FLEET.lifetimeSeconds}`
+const command = `node bench/run.mjs --rounds ${ROUNDS} --duration ${DURATION} --warmup ${WARMUP} --rate ${RATE} --connections ${CONNECTIONS} --starts ${STARTS} --burst ${BURST} --requests ${REQUESTS} --fleet ${FLEET.sizes.join(',') || '""'} --fleet-restarts ${FLEET.restarts} --fleet-lifetimes ${FLEET.lifetimes} --fleet-lifetime ${FLEET.lifetimeSeconds} --proxy-rounds ${PROXY.rounds} --proxy-requests ${PROXY.requests}`
 const row = (name, s, extra) => `| ${name} | ${s.cpuUs.toFixed(1)} | ${Math.round(s.rps)} | ${s.p50} | ${s.p99} | ${s.errors} | ${s.non2xx} | ${extra} |`
 const report = `## GET /token: server CPU per request at ${RATE} req/s offered (${ROUNDS} paired rounds × ${DURATION} s, ${CONNECTIONS} connections)
 
@@ -353,7 +376,7 @@ ${sc.map((r) => `| ${r.name} | ${Math.round(r.ns)} |`).join('\n')}
 | requests | errors | non-2xx | RSS before | RSS after | peak RSS | upstream token requests |
 |---|---|---|---|---|---|---|
 | ${so.requests} | ${so.errors} | ${so.non2xx} | ${mb(so.before.rss)} MB | ${mb(so.after.rss)} MB | ${mb(so.after.peak)} MB | ${so.upstream} |
-${fl.length === 0 ? '' : `\n${fleetTable(fl, FLEET)}`}`
+${fl.length === 0 ? '' : `\n${fleetTable(fl, FLEET)}`}${px === undefined ? '' : `\n${proxyTable(px)}`}`
 process.stdout.write(`${report}\nmachine: ${machine}\n`)
 
 if (args.write !== undefined) {

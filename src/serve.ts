@@ -31,7 +31,9 @@ export async function serve (env: Env, dev?: DevSetup): Promise<number | undefin
     const { RedisTokenStore } = await import('./store/redis-store.js')
     tokenStore = new RedisTokenStore({ ...config.tokenStore, logger: logger.child({ component: 'token-store' }) })
   }
-  const { app, tokens, reload } = createSidecar(config, logger, tokenStore === undefined ? {} : { tokenStore })
+  // Loaded only when configured, as the store: most sidecars serve GET /token alone.
+  const buildProxyApp = config.proxy === undefined ? undefined : (await import('./proxy/app.js')).buildProxyApp
+  const { app, tokens, proxy, reload } = createSidecar(config, logger, { ...(tokenStore === undefined ? {} : { tokenStore }), ...(buildProxyApp === undefined ? {} : { buildProxyApp }) })
   // Installed before listening, so a signal during start-up also shuts down cleanly.
   const grace = closeWithGrace({
     delay: SHUTDOWN_GRACE_MS,
@@ -43,7 +45,7 @@ export async function serve (env: Env, dev?: DevSetup): Promise<number | undefin
     /* c8 ignore next -- only an uncaught exception gets here, which no test can provoke from outside */
     if (err !== undefined) logger.error({ event: 'shutdown', err }, 'shutting down after an unexpected error')
     else logger.info({ event: 'shutdown', signal }, 'shutting down: no new connections, finishing in-flight requests')
-    await app.close()
+    await Promise.all([app.close(), proxy?.close()])
     await dev?.issuer.close()
     logger.info({ event: 'stopped' }, 'token sidecar stopped')
   })
@@ -56,13 +58,19 @@ export async function serve (env: Env, dev?: DevSetup): Promise<number | undefin
   app.addHook('onClose', async () => { process.removeListener('SIGHUP', onHangup) })
 
   tokens.start()
+  let port = config.port
   try {
-    await app.listen({ host: config.host, port: config.port })
+    await app.listen({ host: config.host, port })
+    if (proxy !== undefined) {
+      port = config.proxy!.port
+      await proxy.listen({ host: config.host, port })
+      logger.info({ event: 'proxy_listening', target: config.proxy!.target.origin, audience: config.proxy!.audience }, `proxying to ${config.proxy!.target.origin} with tokens for ${config.proxy!.audience}`)
+    }
   } catch (err) {
     grace.uninstall()
     const code = (err as { code?: unknown }).code
-    logger.fatal({ event: 'listen_failed', err }, `cannot listen on ${config.host} port ${config.port} (${String(code)})`)
-    await app.close()
+    logger.fatal({ event: 'listen_failed', err }, `cannot listen on ${config.host} port ${port} (${String(code)})`)
+    await Promise.all([app.close(), proxy?.close()])
     await dev?.issuer.close()
     return 1
   }

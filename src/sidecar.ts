@@ -8,7 +8,8 @@ import { TokenPool, type StoreHealth } from './engine/token-pool.js'
 import type { Clock, Timers, TokenSource } from './engine/types.js'
 import { buildApp } from './http/app.js'
 import { SidecarSecret } from './http/sidecar-secret.js'
-import { createMetrics } from './metrics/metrics.js'
+import { createMetrics, createProxyMetrics } from './metrics/metrics.js'
+import type { buildProxyApp } from './proxy/app.js'
 import { Auth0Transport, tokenEndpointPool } from './upstream/auth0-transport.js'
 import { clientAuthFor } from './upstream/client-auth.js'
 import { lowQuotas } from './upstream/rate-limit.js'
@@ -24,6 +25,12 @@ export interface SidecarDeps {
   random?: () => number
   /** The fleet's shared token store (TOOLBRIDGE_TOKEN_STORE_URL), opened by the caller; closed with the app. */
   tokenStore?: FleetStore
+  /**
+   * The proxy's app factory (src/proxy/app.ts), required when
+   * TOOLBRIDGE_PROXY_TARGET is set; loaded by the caller only then, so a
+   * sidecar without the proxy never loads @fastify/reply-from.
+   */
+  buildProxyApp?: typeof buildProxyApp
 }
 
 /** What the sidecar needs of a shared store connection (RedisTokenStore). */
@@ -48,6 +55,8 @@ export interface Sidecar {
   tokens: TokenPool
   /** The default audience's. */
   source: TokenSource
+  /** The credential-injecting proxy's app, when TOOLBRIDGE_PROXY_TARGET is set; not listening yet. */
+  proxy: FastifyInstance | undefined
   /**
    * SIGHUP: re-reads the `..._FILE` secrets. A changed sidecar secret applies
    * to the next request; a changed client secret or assertion key to the next
@@ -160,6 +169,17 @@ export function createSidecar (config: Config, logger: Logger, deps: SidecarDeps
     ...(deps.clock === undefined ? {} : { clock: deps.clock })
   })
 
+  const proxy = config.proxy === undefined
+    ? undefined
+    : deps.buildProxyApp!({
+      ...config.proxy,
+      source: tokens.get(config.proxy.audience)!,
+      secret,
+      logger,
+      metrics: createProxyMetrics(metrics.registry),
+      maxConnections: config.maxConnections
+    })
+
   /** The credentials with a reloaded secret or key, when the configured method uses it. */
   function rotated (changed: Partial<Record<SecretName, string>>): Credentials | undefined {
     if (credentials === undefined) return undefined
@@ -207,5 +227,5 @@ export function createSidecar (config: Config, logger: Logger, deps: SidecarDeps
     if (next !== undefined) await Promise.all(managers.map((manager) => manager.refreshNow()))
   }
 
-  return { app, tokens, source: tokens.default, reload }
+  return { app, tokens, source: tokens.default, proxy, reload }
 }

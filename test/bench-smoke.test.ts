@@ -10,7 +10,7 @@ const BENCH = fileURLToPath(new URL('../bench/run.mjs', import.meta.url))
 // Only PATH is passed on, so the benchmark's processes stay out of the coverage report.
 t.setTimeout(180_000)
 t.test('the benchmark runs briefly and prints its tables', async (t) => {
-  const { stdout } = await run(process.execPath, [BENCH, '--rounds', '1', '--duration', '1', '--warmup', '0.5', '--rate', '500', '--connections', '2', '--starts', '1', '--burst', '50', '--requests', '2000', '--fleet', '2', '--fleet-restarts', '1', '--fleet-lifetimes', '0'], { timeout: 150_000, env: { PATH: process.env.PATH } })
+  const { stdout } = await run(process.execPath, [BENCH, '--rounds', '1', '--duration', '1', '--warmup', '0.5', '--rate', '500', '--connections', '2', '--starts', '1', '--burst', '50', '--requests', '2000', '--fleet', '2', '--fleet-restarts', '1', '--fleet-lifetimes', '0', '--proxy-rounds', '1', '--proxy-requests', '200'], { timeout: 150_000, env: { PATH: process.env.PATH } })
   t.match(stdout, /\| sidecar \(`GET \/token`, info logging\) \| [\d.]+ \| \d+ \|/)
   t.match(stdout, /\| bare Fastify route, same body and headers \| [\d.]+ \| \d+ \|/)
   t.match(stdout, /CPU ratio baseline ÷ sidecar: \*\*\d\.\d{3}\*\* \(median of paired rounds; interquartile range/)
@@ -20,5 +20,7 @@ t.test('the benchmark runs briefly and prints its tables', async (t) => {
   t.match(stdout, /\| 2000 \| 0 \| 0 \| [\d.]+ MB \| [\d.]+ MB \| [\d.]+ MB \| 1 \|/)
   t.match(stdout, /\| 2 \| per process \(no store\) \| 2 \| 0 \| 2 \| \*\*4\*\* \|/, 'without a store: every process fetches, at start-up and on restart')
   t.match(stdout, /\| 2 \| shared store \(Redis\) \| 1 \| 0 \| 0 \| \*\*1\*\* \|/, 'with one: one token for the fleet')
+  t.match(stdout, /\| through the sidecar's proxy \| [\d.]+ \| [\d.]+ \| [\d.]+ \| -?[\d.]+ \| -?[\d.]+ \| 0 \|/, 'the proxy, measured against direct calls')
+  t.match(stdout, /CPU per request, sidecar's proxy ÷ nginx: \*\*[\d.]+\*\*|CPU ratio proxy ÷ nginx: not measured \(nginx is not installed/)
   t.match(stdout, /machine: /)
 })

@@ -75,6 +75,20 @@ export interface Config {
   /** The fleet's shared token store, when one is configured. */
   readonly tokenStore: { readonly url: URL, readonly prefix: string } | undefined
   readonly logLevel: string
+  /** The credential-injecting proxy, when TOOLBRIDGE_PROXY_TARGET turns it on. */
+  readonly proxy: ProxyConfig | undefined
+}
+
+export interface ProxyConfig {
+  /** The API's origin: every request goes there, whatever it asks for. */
+  readonly target: URL
+  readonly port: number
+  /** Whose tokens the proxy injects: one of `audiences`. */
+  readonly audience: string
+  readonly maxBodyBytes: number
+  readonly connectTimeoutMs: number
+  readonly headersTimeoutMs: number
+  readonly idleTimeoutMs: number
 }
 
 /** Variables that may instead be read from the file named by `<NAME>_FILE`. */
@@ -108,6 +122,13 @@ interface ValidatedEnv {
   TOOLBRIDGE_SIDECAR_MAX_CONNECTIONS: number
   TOOLBRIDGE_TOKEN_STORE_URL?: string
   TOOLBRIDGE_TOKEN_STORE_PREFIX: string
+  TOOLBRIDGE_PROXY_TARGET?: string
+  TOOLBRIDGE_PROXY_PORT: number
+  TOOLBRIDGE_PROXY_AUDIENCE?: string
+  TOOLBRIDGE_PROXY_MAX_BODY_BYTES: number
+  TOOLBRIDGE_PROXY_CONNECT_TIMEOUT_SECONDS: number
+  TOOLBRIDGE_PROXY_HEADERS_TIMEOUT_SECONDS: number
+  TOOLBRIDGE_PROXY_IDLE_TIMEOUT_SECONDS: number
   LOG_LEVEL: string
 }
 
@@ -262,6 +283,34 @@ function tokenStore (url: string | undefined, prefix: string, named: string): Co
   return Object.freeze({ url: parsed, prefix })
 }
 
+/** The proxy's settings, or undefined when TOOLBRIDGE_PROXY_TARGET is unset (the proxy is off). */
+function proxyConfig (v: ValidatedEnv, audiences: readonly string[]): ProxyConfig | undefined {
+  const raw = v.TOOLBRIDGE_PROXY_TARGET
+  if (raw === undefined) return undefined
+  let url: URL | undefined
+  try {
+    url = new URL(raw)
+  } catch {}
+  const allowed = url !== undefined && (url.protocol === 'https:' || (url.protocol === 'http:' && isLoopbackHost(url.hostname)))
+  // A value with user-info is never echoed: it may hold a password.
+  if (raw.includes('@')) throw expected('TOOLBRIDGE_PROXY_TARGET')
+  if (!allowed || url!.pathname !== '/' || url!.search !== '' || url!.hash !== '') throw expected('TOOLBRIDGE_PROXY_TARGET', raw)
+  const audience = v.TOOLBRIDGE_PROXY_AUDIENCE ?? audiences[0]!
+  if (!audiences.includes(audience)) throw expected('TOOLBRIDGE_PROXY_AUDIENCE', audience)
+  if (v.TOOLBRIDGE_PROXY_PORT === v.TOOLBRIDGE_SIDECAR_PORT && v.TOOLBRIDGE_PROXY_PORT !== 0) {
+    throw expected('TOOLBRIDGE_PROXY_PORT', String(v.TOOLBRIDGE_PROXY_PORT))
+  }
+  return Object.freeze({
+    target: new URL(url!.origin),
+    port: v.TOOLBRIDGE_PROXY_PORT,
+    audience,
+    maxBodyBytes: v.TOOLBRIDGE_PROXY_MAX_BODY_BYTES,
+    connectTimeoutMs: Math.round(v.TOOLBRIDGE_PROXY_CONNECT_TIMEOUT_SECONDS * 1000),
+    headersTimeoutMs: Math.round(v.TOOLBRIDGE_PROXY_HEADERS_TIMEOUT_SECONDS * 1000),
+    idleTimeoutMs: Math.round(v.TOOLBRIDGE_PROXY_IDLE_TIMEOUT_SECONDS * 1000)
+  })
+}
+
 /** One or more audiences, split on commas and whitespace, in order, without repeats. */
 function audienceList (value: string): string[] {
   const audiences = [...new Set(value.split(/[\s,]+/).filter((a) => a !== ''))]
@@ -375,6 +424,7 @@ export function loadConfig (env: Env): Config {
     sidecarSecret: v.TOOLBRIDGE_SIDECAR_SECRET,
     maxConnections: v.TOOLBRIDGE_SIDECAR_MAX_CONNECTIONS,
     tokenStore: tokenStore(v.TOOLBRIDGE_TOKEN_STORE_URL, v.TOOLBRIDGE_TOKEN_STORE_PREFIX, named('TOOLBRIDGE_TOKEN_STORE_URL', fromFile)),
-    logLevel: v.LOG_LEVEL
+    logLevel: v.LOG_LEVEL,
+    proxy: proxyConfig(v, audiences)
   } satisfies Config)
 }

@@ -24,6 +24,13 @@ export const envSchema = {
     TOOLBRIDGE_SIDECAR_MAX_CONNECTIONS: { type: 'integer', minimum: 1, maximum: 1_000_000, default: 1024 },
     TOOLBRIDGE_TOKEN_STORE_URL: { type: 'string', minLength: 1, maxLength: 4096 },
     TOOLBRIDGE_TOKEN_STORE_PREFIX: { type: 'string', minLength: 1, maxLength: 256, default: 'tokensidecar:v1:' },
+    TOOLBRIDGE_PROXY_TARGET: { type: 'string', minLength: 1, maxLength: 2048 },
+    TOOLBRIDGE_PROXY_PORT: { type: 'integer', minimum: 0, maximum: 65535, default: 8788 },
+    TOOLBRIDGE_PROXY_AUDIENCE: { type: 'string', minLength: 1 },
+    TOOLBRIDGE_PROXY_MAX_BODY_BYTES: { type: 'integer', minimum: 0, maximum: 1_073_741_824, default: 10_485_760 },
+    TOOLBRIDGE_PROXY_CONNECT_TIMEOUT_SECONDS: { type: 'number', exclusiveMinimum: 0, maximum: 300, default: 10 },
+    TOOLBRIDGE_PROXY_HEADERS_TIMEOUT_SECONDS: { type: 'number', exclusiveMinimum: 0, maximum: 3600, default: 300 },
+    TOOLBRIDGE_PROXY_IDLE_TIMEOUT_SECONDS: { type: 'number', exclusiveMinimum: 0, maximum: 86_400, default: 300 },
     LOG_LEVEL: { type: 'string', enum: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], default: 'info' }
   },
   required: ['TOOLBRIDGE_SIDECAR_SECRET']
@@ -63,5 +70,12 @@ export const EXPECTATIONS: Readonly<Record<string, string>> = {
   TOOLBRIDGE_SIDECAR_MAX_CONNECTIONS: 'a whole number of connections from 1 to 1000000',
   TOOLBRIDGE_TOKEN_STORE_URL: 'a redis:// or rediss:// (TLS) URL of a Redis or Valkey server, e.g. rediss://default:<password>@fly-tokens.upstash.io:6379',
   TOOLBRIDGE_TOKEN_STORE_PREFIX: 'a key prefix of 1 to 256 printable characters without spaces',
+  TOOLBRIDGE_PROXY_TARGET: 'the API origin to proxy to: an https: URL (http: only to a loopback host) without a path, query or credentials, e.g. https://toolbridgeapi.erauner.dev',
+  TOOLBRIDGE_PROXY_PORT: 'a whole number from 0 to 65535, other than TOOLBRIDGE_SIDECAR_PORT',
+  TOOLBRIDGE_PROXY_AUDIENCE: 'one of the audiences in TOOLBRIDGE_AUTH0_AUDIENCE',
+  TOOLBRIDGE_PROXY_MAX_BODY_BYTES: 'a whole number of bytes from 0 to 1073741824',
+  TOOLBRIDGE_PROXY_CONNECT_TIMEOUT_SECONDS: 'a number of seconds above 0 and at most 300',
+  TOOLBRIDGE_PROXY_HEADERS_TIMEOUT_SECONDS: 'a number of seconds above 0 and at most 3600',
+  TOOLBRIDGE_PROXY_IDLE_TIMEOUT_SECONDS: 'a number of seconds above 0 and at most 86400',
   LOG_LEVEL: 'one of fatal, error, warn, info, debug, trace, silent'
 }

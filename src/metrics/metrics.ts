@@ -160,3 +160,82 @@ export function createMetrics (tokens: TokenState, clock: Clock = systemClock): 
     }
   }
 }
+
+/** What the credential-injecting proxy reports, per proxied request. */
+export interface ProxyMetrics {
+  /** One answer to a caller, by method and status class. */
+  answered(method: string, statusCode: number): void
+  /** Seconds from sending upstream to the API's response headers. */
+  upstream(seconds: number): void
+  /** One retry after the API rejected a token with 401. */
+  retried(): void
+  /** Body bytes that went through, by direction. */
+  bytes(direction: 'request' | 'response', count: number): void
+}
+
+/** Methods labelled by name; any other is `other`, so a caller cannot grow the label set. */
+const PROXY_METHODS: ReadonlySet<string> = new Set(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'])
+
+/** The proxy's metrics, in the sidecar's registry; plain numbers on the request path, read at scrape time. */
+export function createProxyMetrics (registry: Registry): ProxyMetrics {
+  const answered = new Map<string, { method: string, statusClass: string, count: number, reported: number }>()
+  new Counter({
+    name: 'tokensidecar_proxy_requests_total',
+    help: 'Requests answered by the credential-injecting proxy, by method and status class (2xx… 5xx), the proxy\'s own answers (401, 502, 503, 504) included.',
+    labelNames: ['method', 'status_class'] as const,
+    registers: [registry],
+    collect () {
+      for (const entry of answered.values()) {
+        this.inc({ method: entry.method, status_class: entry.statusClass }, entry.count - entry.reported)
+        entry.reported = entry.count
+      }
+    }
+  })
+  const latency = new Histogram({
+    name: 'tokensidecar_proxy_upstream_duration_seconds',
+    help: 'Time from sending a request to the API until its response headers arrived.',
+    buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+    registers: [registry]
+  })
+  const retries = new Counter({
+    name: 'tokensidecar_proxy_unauthorized_retries_total',
+    help: 'Requests sent again with a newer token after the API answered 401.',
+    registers: [registry]
+  })
+  const bytes = { request: 0, response: 0 }
+  const reported = { request: 0, response: 0 }
+  new Counter({
+    name: 'tokensidecar_proxy_body_bytes_total',
+    help: 'Body bytes through the proxy, by direction: request (caller to API) or response (API to caller).',
+    labelNames: ['direction'] as const,
+    registers: [registry],
+    collect () {
+      for (const direction of ['request', 'response'] as const) {
+        this.inc({ direction }, bytes[direction] - reported[direction])
+        reported[direction] = bytes[direction]
+      }
+    }
+  })
+  return {
+    answered (method, statusCode) {
+      const name = PROXY_METHODS.has(method) ? method : 'other'
+      const statusClass = `${Math.floor(statusCode / 100)}xx`
+      const key = `${name} ${statusClass}`
+      let entry = answered.get(key)
+      if (entry === undefined) {
+        entry = { method: name, statusClass, count: 0, reported: 0 }
+        answered.set(key, entry)
+      }
+      entry.count++
+    },
+    upstream (seconds) {
+      latency.observe(seconds)
+    },
+    retried () {
+      retries.inc()
+    },
+    bytes (direction, count) {
+      bytes[direction] += count
+    }
+  }
+}
