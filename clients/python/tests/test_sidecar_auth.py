@@ -4,7 +4,8 @@ Run from the repository root after `npm run build`:
     /usr/bin/python3 -m unittest discover -s clients/python/tests -v
 
 With TOOLBRIDGE_SIDECAR_AUTH_INSTALLED=1 they test the installed package (a wheel
-in a venv, as CI does) instead of the source tree.
+or the sdist in a venv, as CI does) instead of the source tree. From an unpacked
+sdist, TOOLBRIDGE_SIDECAR_ROOT names the sidecar's checkout (with `npm run build` done).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from pathlib import Path
 
 import httpx
 
-ROOT = Path(__file__).resolve().parents[3]
+ROOT = Path(os.environ.get("TOOLBRIDGE_SIDECAR_ROOT") or Path(__file__).resolve().parents[3])
 INSTALLED = os.environ.get("TOOLBRIDGE_SIDECAR_AUTH_INSTALLED") == "1"
 if not INSTALLED:
     sys.path.insert(0, str(ROOT / "clients" / "python"))
@@ -78,6 +79,11 @@ class Auth0StandIn(BaseHTTPRequestHandler):
     def first(cls, audience: str = AUDIENCES[0]) -> str:
         """The first token issued for an audience (the sidecar's default unless named)."""
         return next(token for token in cls.issued if cls.audience_of[token] == audience)
+
+    @classmethod
+    def latest(cls, audience: str = AUDIENCES[0]) -> str:
+        """The newest token issued for an audience: the one the sidecar serves, whatever refreshes earlier tests caused."""
+        return [token for token in cls.issued if cls.audience_of[token] == audience][-1]
 
     def _send(self, status: int, body: dict[str, object]) -> None:
         data = json.dumps(body).encode()
@@ -217,7 +223,7 @@ class SidecarAuthTests(unittest.TestCase):
         with httpx.Client(auth=auth) as client:
             response = client.get(self.api_url)
         self.assertEqual(response.status_code, 200)
-        self.assertEqual(Api.seen, [f"Bearer {Auth0StandIn.first()}"])
+        self.assertEqual(Api.seen, [f"Bearer {Auth0StandIn.latest()}"])
 
     def test_sets_the_header_async_and_from_the_environment(self) -> None:
         async def call() -> httpx.Response:
@@ -236,7 +242,7 @@ class SidecarAuthTests(unittest.TestCase):
         import asyncio
 
         self.assertEqual(asyncio.run(call()).status_code, 200)
-        self.assertEqual(Api.seen, [f"Bearer {Auth0StandIn.first()}"] * 2)
+        self.assertEqual(Api.seen, [f"Bearer {Auth0StandIn.latest()}"] * 2)
 
     def test_401_refreshes_and_retries_once(self) -> None:
         before = self.sidecar.refresh_calls()
@@ -266,9 +272,10 @@ class SidecarAuthTests(unittest.TestCase):
         seen: list[str | None] = []
         refresh = auth.client.refresh
         auth.client.refresh = lambda rejected=None: (seen.append(rejected), refresh(rejected))[1]  # type: ignore[method-assign]
+        served = Auth0StandIn.latest()
         with httpx.Client(auth=auth) as client:
             client.get(self.api_url)
-        self.assertEqual(seen, [Auth0StandIn.first()])
+        self.assertEqual(seen, [served])
 
         async def call() -> None:
             Api.reject = 1
@@ -280,10 +287,11 @@ class SidecarAuthTests(unittest.TestCase):
                 return await arefresh(rejected)
 
             auth.client.arefresh = recording  # type: ignore[method-assign]
+            served = Auth0StandIn.latest()
             async with httpx.AsyncClient(auth=auth) as client:
                 await client.get(self.api_url)
             await auth.client.aclose()
-            self.assertEqual(aseen, [Auth0StandIn.first()])
+            self.assertEqual(aseen, [served])
 
         import asyncio
 
@@ -344,12 +352,12 @@ class SidecarAuthTests(unittest.TestCase):
         client = sa.SidecarClient(url, SIDECAR_SECRET, timeout=2.0, connect_attempt_timeout=0.3, resolve=resolve)
         self.addCleanup(client.close)
         started = time.monotonic()
-        self.assertEqual(client.token(), Auth0StandIn.first(), "the 503 was not the answer")
+        self.assertEqual(client.token(), Auth0StandIn.latest(), "the 503 was not the answer")
         elapsed = time.monotonic() - started
         self.assertGreaterEqual(elapsed, 0.25, "one attempt timeout for the silent address")
         self.assertLess(elapsed, 2.0, "within the call's timeout")
         self.assertEqual(green.responses("/token", 503), 1, "the green sidecar was asked once and answered 503")
-        self.assertEqual(client.token(), Auth0StandIn.first())
+        self.assertEqual(client.token(), Auth0StandIn.latest())
         self.assertEqual(green.responses("/token", 503), 1, "the next call goes to the address that answered last")
         self.assertEqual(asked, ["tokens.process.my-app.internal"], "one DNS query for both calls")
 
@@ -362,7 +370,7 @@ class SidecarAuthTests(unittest.TestCase):
 
         import asyncio
 
-        self.assertEqual(asyncio.run(call()), Auth0StandIn.first(), "async too")
+        self.assertEqual(asyncio.run(call()), Auth0StandIn.latest(), "async too")
         self.assertEqual(green.responses("/token", 503), 2)
 
     def test_with_no_healthy_address_the_503_is_the_answer_within_the_deadline(self) -> None:
@@ -448,7 +456,7 @@ class SidecarAuthTests(unittest.TestCase):
         client = sa.SidecarClient(f"http://{name}:{port}", SIDECAR_SECRET, connect_attempt_timeout=0.3)
         self.addCleanup(client.close)
         started = time.monotonic()
-        self.assertEqual(client.token(), Auth0StandIn.first())
+        self.assertEqual(client.token(), Auth0StandIn.latest())
         self.assertLess(time.monotonic() - started, 2.0, "one connect timeout for the silent address, then the live one")
 
         async def call() -> str:
@@ -460,7 +468,7 @@ class SidecarAuthTests(unittest.TestCase):
 
         import asyncio
 
-        self.assertEqual(asyncio.run(call()), Auth0StandIn.first(), "async too")
+        self.assertEqual(asyncio.run(call()), Auth0StandIn.latest(), "async too")
         self.assertGreaterEqual(len(asked), 2)
 
     def test_auth_without_configuration_is_a_clear_error(self) -> None:
@@ -480,7 +488,7 @@ class SidecarAuthTests(unittest.TestCase):
 
     def test_fallback_1_the_sidecar(self) -> None:
         header = self.run_header({"TOOLBRIDGE_TOKEN_SIDECAR_URL": self.sidecar.url, "TOOLBRIDGE_SIDECAR_SECRET": SIDECAR_SECRET, "TOOLBRIDGE_JWT_TOKEN": "static"}, "Bearer user")
-        self.assertEqual(header, {"Authorization": f"Bearer {Auth0StandIn.first()}"})
+        self.assertEqual(header, {"Authorization": f"Bearer {Auth0StandIn.latest()}"})
 
     def test_an_audience_picks_that_audiences_token(self) -> None:
         client = sa.SidecarClient(self.sidecar.url, SIDECAR_SECRET, audience=AUDIENCES[1])
@@ -539,7 +547,8 @@ class SidecarAuthTests(unittest.TestCase):
         with self.assertRaises(sa.SidecarUnavailableError) as caught:
             self.run_header(env)
         self.assertEqual(caught.exception.code, "SIDECAR_TOKEN_UNAVAILABLE")
-        self.assertEqual(caught.exception.retry_after, 60.0)
+        retry_after = caught.exception.retry_after
+        self.assertTrue(retry_after is not None and 0 < retry_after <= 60, f"Retry-After counts down to the next attempt: {retry_after}")
         self.assertIn("access_denied", str(caught.exception))
         with self.assertLogs("toolbridge.sidecar_auth", logging.WARNING):
             self.assertEqual(self.run_header({**env, "TOOLBRIDGE_JWT_TOKEN": "static-token"}), {"Authorization": "Bearer static-token"})
@@ -604,6 +613,24 @@ class PackageTests(unittest.TestCase):
         else:
             self.assertEqual(source, ROOT / "clients" / "python" / "toolbridge_sidecar_auth" / "__init__.py")
         self.assertTrue((source.parent / "py.typed").is_file(), "typed (PEP 561)")
+
+    @unittest.skipUnless(INSTALLED, "package metadata exists once the package is installed")
+    def test_installed_metadata(self) -> None:
+        from importlib import metadata
+
+        meta = metadata.metadata("toolbridge-sidecar-auth")
+        self.assertEqual(meta["Requires-Python"], ">=3.9")
+        classifiers = meta.get_all("Classifier") or []
+        self.assertIn("Typing :: Typed", classifiers)
+        self.assertIn("License :: OSI Approved :: MIT License", classifiers)
+        for minor in range(9, 14):
+            self.assertIn(f"Programming Language :: Python :: 3.{minor}", classifiers)
+        self.assertIn(f"Programming Language :: Python :: 3.{sys.version_info.minor}", classifiers, "the Python running this is listed")
+        urls = dict(url.split(", ", 1) for url in meta.get_all("Project-URL") or [])
+        self.assertEqual(sorted(urls), ["Documentation", "Homepage", "Issues", "Source"])
+        files = [str(f) for f in metadata.files("toolbridge-sidecar-auth") or []]
+        self.assertTrue(any(f.endswith(".dist-info/LICENSE") for f in files), "LICENSE is in the wheel")
+        self.assertTrue(any(f.endswith("toolbridge_sidecar_auth/py.typed") for f in files))
 
     def test_version_in_step_with_the_sidecar(self) -> None:
         package = json.loads((ROOT / "package.json").read_text())
