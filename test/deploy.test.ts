@@ -507,3 +507,10 @@ t.test('the Python client\'s version is the sidecar\'s', async (t) => {
   t.match(readFileSync(join(ROOT, 'clients/python/pyproject.toml'), 'utf8'), new RegExp(`^version = "${version.replaceAll('.', '\\.')}"$`, 'm'))
   t.match(readFileSync(join(ROOT, 'clients/python/toolbridge_sidecar_auth/__init__.py'), 'utf8'), new RegExp(`^__version__ = "${version.replaceAll('.', '\\.')}"$`, 'm'))
 })
+
+t.test('deploy guide: image figures measured before and after, no placeholder left', async (t) => {
+  const section = guide.slice(guide.indexOf('### Image size and build time'), guide.indexOf('## 3. '))
+  t.notMatch(section, /IMAGE-FIGURES|TODO|TBD/)
+  t.match(section, /\| own layers \| [\d,]+ kB \| \*\*[\d,]+ kB\*\*/, 'own-layer sizes before and after')
+  t.match(section, /\| build, `--no-cache`[^|]*\| \d+ s[^|]*\| \*\*\d+ s\*\* \|/, 'build times before and after')
+})
