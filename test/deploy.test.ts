@@ -514,3 +514,9 @@ t.test('deploy guide: image figures measured before and after, no placeholder le
   t.match(section, /\| own layers \| [\d,]+ kB \| \*\*[\d,]+ kB\*\*/, 'own-layer sizes before and after')
   t.match(section, /\| build, `--no-cache`[^|]*\| \d+ s[^|]*\| \*\*\d+ s\*\* \|/, 'build times before and after')
 })
+
+t.test('fly.toml comments and the guide agree on the first deploy', async (t) => {
+  const text = readFileSync(join(ROOT, 'fly.toml'), 'utf8')
+  t.notMatch(text, /--strategy rolling/, 'fly.toml does not send the first deploy down the rolling path')
+  t.match(text, /--ha=false/)
+})
