@@ -241,6 +241,14 @@ check_image () { # check_image <name> <image> <cli path in the image> [commandâ€
   [ "$uid" = 1000 ] || fail "$name: the sidecar runs as uid $uid, not 1000"
   echo "ok runs as uid 1000"
 
+  # What runs and nothing else: no type declarations, source maps or compiler in the image.
+  local sidecar_dir extra
+  sidecar_dir=$(dirname "$(dirname "$cli")")
+  case "$sidecar_dir" in /*) ;; *) sidecar_dir="/app/$sidecar_dir" ;; esac
+  extra=$(engine exec "$cid" sh -c "find ${sidecar_dir%/.} \\( -name '*.d.ts' -o -name '*.d.mts' -o -name '*.d.cts' -o -name '*.map' -o -name typescript \\) -print | head -5")
+  [ -z "$extra" ] || fail "$name: the image holds build-only files: $extra"
+  echo "ok no .d.ts, .map or TypeScript under ${sidecar_dir%/.}"
+
   engine exec "$cid" node "$cli" healthcheck || fail "$name: token-sidecar healthcheck exited $? with a token"
   echo "ok token-sidecar healthcheck: exit 0"
 
@@ -339,5 +347,13 @@ check_image "MCP template (tokens)" localhost/toolbridge-mcp-template:image-test
 
 say "image sizes"
 engine images --format '{{.Repository}}:{{.Tag}}  {{.Size}}' | grep -E 'image-test|node:|python:' | sort
+own_layers () { # own_layers <image> <base image>: the bytes the Dockerfile's own layers add
+  local image base
+  image=$(engine image inspect --format '{{.Size}}' "$1")
+  base=$(engine image inspect --format '{{.Size}}' "$2")
+  echo "$1: own layers $(( (image - base) / 1000 )) kB (image $(( image / 1000 )) kB, base $2 $(( base / 1000 )) kB)"
+}
+own_layers localhost/toolbridge-token-sidecar:image-test "docker.io/library/node:${NODE_MAJOR}-slim"
+own_layers localhost/toolbridge-mcp-template:image-test "docker.io/library/$PYTHON_BASE"
 echo
 echo "image-test: all checks passed ($ENGINE)"

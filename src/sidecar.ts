@@ -68,13 +68,15 @@ export interface Sidecar {
 
 /** Wires config into token sources, metrics and the HTTP app; nothing starts or listens yet. */
 export function createSidecar (config: Config, logger: Logger, deps: SidecarDeps = {}): Sidecar {
-  const secret = new SidecarSecret(config.sidecarSecret)
+  const secret = new SidecarSecret(config.sidecarSecret, config.sidecarSecretPrevious)
   const scrubber = new SecretScrubber()
   scrubber.add(config.sidecarSecret)
+  scrubber.add(config.sidecarSecretPrevious)
   scrubber.add(config.credentials?.clientSecret)
   let credentials = config.credentials
   const current: Partial<Record<SecretName, string>> = {
     TOOLBRIDGE_SIDECAR_SECRET: config.sidecarSecret,
+    TOOLBRIDGE_SIDECAR_SECRET_PREVIOUS: config.sidecarSecretPrevious,
     TOOLBRIDGE_AUTH0_CLIENT_SECRET: credentials?.clientSecret,
     TOOLBRIDGE_AUTH0_CLIENT_ASSERTION_KEY: credentials?.assertion?.pem
   }
@@ -208,6 +210,12 @@ export function createSidecar (config: Config, logger: Logger, deps: SidecarDeps
     if (sidecarSecret !== undefined) {
       secret.set(sidecarSecret)
       current.TOOLBRIDGE_SIDECAR_SECRET = sidecarSecret
+    }
+    const previous = result.changed.TOOLBRIDGE_SIDECAR_SECRET_PREVIOUS
+    scrubber.add(previous)
+    if (previous !== undefined) {
+      secret.setPrevious(previous)
+      current.TOOLBRIDGE_SIDECAR_SECRET_PREVIOUS = previous
     }
     const next = rotated(result.changed)
     if (next !== undefined) {

@@ -305,3 +305,90 @@ t.test('failover: a name that resolves to a refusing and a silent address before
   t.teardown(() => none.close())
   t.match(await none.token().catch((e: unknown) => e), { code: 'SIDECAR_UNREACHABLE' }, 'with no live address: unreachable, within the call\'s timeout')
 })
+
+/** A lookup that answers `addresses` for the sidecar's name, recording each query. */
+function lookupOf (addresses: () => string[]) {
+  const asked: string[] = []
+  const lookup = ((hostname: string, options: { all?: boolean }, callback: (err: Error | null, addresses: unknown, family?: number) => void) => {
+    asked.push(hostname)
+    const list = addresses()
+    if (list.length === 0) {
+      callback(Object.assign(new Error(`getaddrinfo ENOTFOUND ${hostname}`), { code: 'ENOTFOUND' }), undefined)
+      return
+    }
+    if (options.all === true) callback(null, list.map((address) => ({ address, family: 4 })))
+    /* c8 ignore next -- the client always asks for every address */
+    else callback(null, list[0], 4)
+  }) as unknown as import('node:net').LookupFunction
+  return { lookup, asked }
+}
+
+/**
+ * Fly's `tokens.process.<app>.internal` during a bad blue-green deploy, on one port:
+ * 127.0.0.1 a healthy sidecar, 127.0.0.2 a green sidecar whose token fetch failed
+ * (503 token_unavailable), 127.0.0.3 a Machine that never answers, 127.0.0.4 one that refuses.
+ */
+async function badDeploy (t: Test) {
+  const healthy = await sidecarFor(t)
+  const port = Number(new URL(healthy.url).port)
+  const green = await startSidecarApp(t, { secret: SECRET, first: [{ kind: 'status', status: 401, body: { error: 'access_denied', error_description: 'Unauthorized' } }] })
+  const hits = { healthy: 0, green: 0 }
+  green.app.addHook('onRequest', async () => { hits.green++ })
+  await green.app.listen({ host: '127.0.0.2', port })
+  const silent = await blackhole('127.0.0.3', port)
+  t.teardown(() => silent.close())
+  return { healthy, port, hits, url: `http://tokens.process.my-app.internal:${port}` }
+}
+
+t.test('failover: a 503 from one Machine, a refusing and a silent one, then the healthy one, within one call', async (t) => {
+  const { healthy, hits, url } = await badDeploy(t)
+  const { lookup, asked } = lookupOf(() => ['127.0.0.2', '127.0.0.4', '127.0.0.3', '127.0.0.1'])
+  const client = createTokenClient({ url, secret: SECRET, lookup, connectAttemptTimeoutMs: 300, timeoutMs: 2000 })
+  t.teardown(() => client.close())
+  const started = Date.now()
+  t.equal(await client.token(), healthy.auth0.issued[0], 'the 503 was not the answer')
+  const ms = Date.now() - started
+  t.ok(ms >= 250 && ms < 2000, `one attempt timeout for the silent address, within the call: ${ms} ms`)
+  t.equal(hits.green, 1, 'the green sidecar was asked once and answered 503')
+
+  t.equal(await client.token(), healthy.auth0.issued[0])
+  t.equal(hits.green, 1, 'the next call goes to the Machine that answered last')
+  t.same(asked, ['tokens.process.my-app.internal'], 'one DNS query for both calls')
+  t.equal(await client.refresh('an-older-token'), healthy.auth0.issued[0], 'refresh fails over the same way')
+})
+
+t.test('failover: with no healthy Machine the 503 is the answer, and the call keeps its deadline', async (t) => {
+  const { hits, url } = await badDeploy(t)
+  let answer = ['127.0.0.4', '127.0.0.3', '127.0.0.2']
+  const { lookup, asked } = lookupOf(() => answer)
+  const client = createTokenClient({ url, secret: SECRET, lookup, connectAttemptTimeoutMs: 200, timeoutMs: 2000 })
+  t.teardown(() => client.close())
+  const err = await client.token().catch((e: unknown) => e)
+  t.type(err, SidecarUnavailableError, 'a Machine without a token says more than one that did not answer')
+  t.match(err, { code: 'SIDECAR_TOKEN_UNAVAILABLE', retryAfterSeconds: Number })
+  t.equal(hits.green, 1)
+
+  // Every address failed, so the next call asks DNS again: the refusing one is all that is left.
+  answer = ['127.0.0.4']
+  t.match(await client.token().catch((e: unknown) => e), { code: 'SIDECAR_UNREACHABLE', message: /ECONNREFUSED/ })
+  t.equal(asked.length, 2)
+  answer = []
+  t.match(await client.token().catch((e: unknown) => e), { code: 'SIDECAR_UNREACHABLE', message: /unreachable \(ENOTFOUND\)/ })
+
+  // A silent Machine that takes the whole deadline leaves no time for the next one: the caller's deadline wins.
+  answer = ['127.0.0.3', '127.0.0.1']
+  const slow = createTokenClient({ url, secret: SECRET, lookup, connectAttemptTimeoutMs: 5_000, timeoutMs: 300 })
+  t.teardown(() => slow.close())
+  const started = Date.now()
+  t.match(await slow.token().catch((e: unknown) => e), { code: 'SIDECAR_UNREACHABLE', message: /after at most 300 ms/ })
+  t.ok(Date.now() - started < 2000, 'bounded by timeoutMs, not by the attempts')
+})
+
+t.test('failover: a 401 is the same on every Machine, so it ends the call', async (t) => {
+  const { hits, url } = await badDeploy(t)
+  const { lookup } = lookupOf(() => ['127.0.0.1', '127.0.0.2'])
+  const wrong = createTokenClient({ url, secret: 'not-the-sidecar-secret-0123456789abcdef', lookup })
+  t.teardown(() => wrong.close())
+  t.type(await wrong.token().catch((e: unknown) => e), SidecarAuthError)
+  t.equal(hits.green, 0, 'the second address was not asked')
+})

@@ -224,3 +224,74 @@ t.test('static mode: a rotated sidecar secret applies; there is no client creden
   t.equal(res.json().access_token, 'static-mode-opaque-token')
   t.match(captured.lines().find((l) => l.event === 'config_reloaded'), { changed: ['TOOLBRIDGE_SIDECAR_SECRET'] })
 })
+
+const PREVIOUS_SIDECAR = 'reload-previous-sidecar-secret-0123456789'
+registerSecret(PREVIOUS_SIDECAR)
+
+t.test('TOOLBRIDGE_SIDECAR_SECRET_PREVIOUS: accepted alongside the current secret, validated like it, reloaded from its file', async (t) => {
+  const { auth0, env, files, lines, token } = await setup(t)
+  const previousFile = join(dir, `previous-${++n}`)
+  write(previousFile, `${PREVIOUS_SIDECAR}\n`)
+  const withPrevious = { ...env, TOOLBRIDGE_SIDECAR_SECRET_PREVIOUS_FILE: previousFile }
+  const captured = captureLogger()
+  const sidecar = createSidecar(loadConfig(withPrevious), captured.logger, { random: () => 0 })
+  t.teardown(() => sidecar.app.close())
+  sidecar.source.start()
+  await until(() => sidecar.source.current() !== undefined)
+  const ask = async (secret: string) => sidecar.app.inject({ url: '/token', headers: { authorization: `Bearer ${secret}` } })
+  t.equal((await ask(OLD_SIDECAR)).statusCode, 200, 'the current secret')
+  t.equal((await ask(PREVIOUS_SIDECAR)).statusCode, 200, 'the previous secret')
+  t.equal((await token(PREVIOUS_SIDECAR)).statusCode, 401, 'without the variable, the previous secret gets 401')
+
+  // Rotation: the file now names the secret before the current one; the one before that is refused.
+  write(files.sidecar, `${NEW_SIDECAR}\n`)
+  write(previousFile, `${OLD_SIDECAR}\n`)
+  await sidecar.reload(withPrevious)
+  t.equal((await ask(NEW_SIDECAR)).statusCode, 200)
+  t.equal((await ask(OLD_SIDECAR)).statusCode, 200, 'the clients still on the old secret are served')
+  t.equal((await ask(PREVIOUS_SIDECAR)).statusCode, 401, 'the secret before is no longer accepted')
+  t.match(captured.lines().find((l) => l.event === 'config_reloaded'), { changed: ['TOOLBRIDGE_SIDECAR_SECRET', 'TOOLBRIDGE_SIDECAR_SECRET_PREVIOUS'] })
+
+  write(previousFile, 'short\n')
+  await sidecar.reload(withPrevious)
+  t.match(captured.lines().filter((l) => l.event === 'config_reload_failed').at(-1), { variable: 'TOOLBRIDGE_SIDECAR_SECRET_PREVIOUS_FILE', msg: /at least 32 characters/ })
+  t.equal((await ask(OLD_SIDECAR)).statusCode, 200, 'a bad previous file keeps the value in force')
+  t.equal(auth0.tokenRequests(), 2, 'no token request for sidecar secret changes (one start-up fetch per sidecar)')
+  t.notMatch(JSON.stringify([...captured.lines(), ...lines()]), PREVIOUS_SIDECAR, 'never logged')
+
+  t.throws(() => loadConfig({ ...env, TOOLBRIDGE_SIDECAR_SECRET_PREVIOUS: 'too-short' }), { variable: 'TOOLBRIDGE_SIDECAR_SECRET_PREVIOUS', message: /TOOLBRIDGE_SIDECAR_SECRET_PREVIOUS: expected the sidecar secret clients held before a rotation/ })
+  t.throws(() => loadConfig({ ...env, TOOLBRIDGE_SIDECAR_SECRET_PREVIOUS: `${PREVIOUS_SIDECAR} x` }), { message: /letters, digits/ })
+  t.notMatch(String((() => { try { loadConfig({ ...env, TOOLBRIDGE_SIDECAR_SECRET_PREVIOUS: 'too-short' }) } catch (err) { return (err as Error).message } })()), 'too-short', 'the value is not echoed')
+})
+
+t.test('a running process accepts TOOLBRIDGE_SIDECAR_SECRET_PREVIOUS; without it the old secret gets 401', async (t) => {
+  const auth0 = await FakeAuth0.start()
+  t.teardown(() => auth0.close())
+  const base = {
+    TOOLBRIDGE_AUTH0_CLIENT_ID: auth0.clientId,
+    TOOLBRIDGE_AUTH0_CLIENT_SECRET: auth0.clientSecret,
+    TOOLBRIDGE_AUTH0_TOKEN_URL: auth0.tokenUrl,
+    TOOLBRIDGE_SIDECAR_SECRET: NEW_SIDECAR,
+    TOOLBRIDGE_SIDECAR_PORT: '0'
+  }
+  const status = async (port: number | undefined, secret: string): Promise<number> => {
+    const res = await fetch(`http://127.0.0.1:${port!}/token`, { headers: { authorization: `Bearer ${secret}` } })
+    await res.arrayBuffer()
+    return res.status
+  }
+  for (const [env, oldStatus] of [[{ ...base, TOOLBRIDGE_SIDECAR_SECRET_PREVIOUS: OLD_SIDECAR }, 200], [base, 401]] as const) {
+    const sidecar = spawnSidecar(env)
+    t.teardown(async () => {
+      if (sidecar.child.exitCode === null) sidecar.child.kill('SIGTERM')
+      await sidecar.exited
+    })
+    const port = await sidecar.listening
+    await sidecar.waitFor((l) => l.msg === 'Auth0 token refreshed')
+    t.equal(await status(port, NEW_SIDECAR), 200, 'the current secret')
+    t.equal(await status(port, OLD_SIDECAR), oldStatus, oldStatus === 200 ? 'the previous secret, while it is set' : 'the old secret, once the variable is gone')
+    t.notMatch(JSON.stringify(sidecar.lines), OLD_SIDECAR)
+    t.equal(sidecar.stderr(), '')
+    sidecar.child.kill('SIGTERM')
+    t.equal((await sidecar.exited).code, 0)
+  }
+})

@@ -71,6 +71,8 @@ export interface Config {
   readonly host: string
   readonly port: number
   readonly sidecarSecret: string
+  /** Accepted alongside sidecarSecret during a rotation (TOOLBRIDGE_SIDECAR_SECRET_PREVIOUS). */
+  readonly sidecarSecretPrevious: string | undefined
   readonly maxConnections: number
   /** The fleet's shared token store, when one is configured. */
   readonly tokenStore: { readonly url: URL, readonly prefix: string } | undefined
@@ -92,7 +94,7 @@ export interface ProxyConfig {
 }
 
 /** Variables that may instead be read from the file named by `<NAME>_FILE`. */
-export const FILE_VARIABLES = ['TOOLBRIDGE_AUTH0_CLIENT_SECRET', 'TOOLBRIDGE_SIDECAR_SECRET', 'TOOLBRIDGE_AUTH0_CLIENT_ASSERTION_KEY'] as const
+export const FILE_VARIABLES = ['TOOLBRIDGE_AUTH0_CLIENT_SECRET', 'TOOLBRIDGE_SIDECAR_SECRET', 'TOOLBRIDGE_AUTH0_CLIENT_ASSERTION_KEY', 'TOOLBRIDGE_SIDECAR_SECRET_PREVIOUS'] as const
 export type SecretName = typeof FILE_VARIABLES[number]
 /** `_FILE` variables read at start-up only: a running process keeps its store connection. */
 const STARTUP_FILE_VARIABLES = ['TOOLBRIDGE_TOKEN_STORE_URL'] as const
@@ -119,6 +121,7 @@ interface ValidatedEnv {
   TOOLBRIDGE_SIDECAR_HOST: string
   TOOLBRIDGE_SIDECAR_PORT: number
   TOOLBRIDGE_SIDECAR_SECRET: string
+  TOOLBRIDGE_SIDECAR_SECRET_PREVIOUS?: string
   TOOLBRIDGE_SIDECAR_MAX_CONNECTIONS: number
   TOOLBRIDGE_TOKEN_STORE_URL?: string
   TOOLBRIDGE_TOKEN_STORE_PREFIX: string
@@ -204,7 +207,7 @@ export function assertionKey (value: string, named: string, alg?: AssertionAlg):
  */
 export function checkSecret (variable: SecretName, value: string, named: string, env: Env = {}): void {
   if (variable === 'TOOLBRIDGE_AUTH0_CLIENT_ASSERTION_KEY') assertionKey(value, named, configuredAlg(env))
-  if (variable === 'TOOLBRIDGE_SIDECAR_SECRET' && !B64TOKEN.test(value)) {
+  if ((variable === 'TOOLBRIDGE_SIDECAR_SECRET' || variable === 'TOOLBRIDGE_SIDECAR_SECRET_PREVIOUS') && !B64TOKEN.test(value)) {
     throw new ConfigError(named, `${named}: expected ${EXPECTATIONS[variable]}; it has other characters (a space, a second newline, a quote…)`)
   }
   if (variable === 'TOOLBRIDGE_AUTH0_CLIENT_SECRET' && value.trim() !== value) {
@@ -422,6 +425,7 @@ export function loadConfig (env: Env): Config {
     host: v.TOOLBRIDGE_SIDECAR_HOST,
     port: v.TOOLBRIDGE_SIDECAR_PORT,
     sidecarSecret: v.TOOLBRIDGE_SIDECAR_SECRET,
+    sidecarSecretPrevious: v.TOOLBRIDGE_SIDECAR_SECRET_PREVIOUS,
     maxConnections: v.TOOLBRIDGE_SIDECAR_MAX_CONNECTIONS,
     tokenStore: tokenStore(v.TOOLBRIDGE_TOKEN_STORE_URL, v.TOOLBRIDGE_TOKEN_STORE_PREFIX, named('TOOLBRIDGE_TOKEN_STORE_URL', fromFile)),
     logLevel: v.LOG_LEVEL,

@@ -10,7 +10,7 @@ export interface SecretReload {
   rejected: Array<{ variable: string, reason: string }>
 }
 
-const MIN_LENGTH: Partial<Record<SecretName, number>> = { TOOLBRIDGE_SIDECAR_SECRET: 32 }
+const MIN_LENGTH: Partial<Record<SecretName, number>> = { TOOLBRIDGE_SIDECAR_SECRET: 32, TOOLBRIDGE_SIDECAR_SECRET_PREVIOUS: 32 }
 
 async function readChecked (name: SecretName, path: string, env: Env): Promise<string> {
   let content: string

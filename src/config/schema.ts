@@ -21,6 +21,7 @@ export const envSchema = {
     TOOLBRIDGE_SIDECAR_HOST: { type: 'string', minLength: 1, default: '127.0.0.1' },
     TOOLBRIDGE_SIDECAR_PORT: { type: 'integer', minimum: 0, maximum: 65535, default: 8787 },
     TOOLBRIDGE_SIDECAR_SECRET: { type: 'string', minLength: 32 },
+    TOOLBRIDGE_SIDECAR_SECRET_PREVIOUS: { type: 'string', minLength: 32 },
     TOOLBRIDGE_SIDECAR_MAX_CONNECTIONS: { type: 'integer', minimum: 1, maximum: 1_000_000, default: 1024 },
     TOOLBRIDGE_TOKEN_STORE_URL: { type: 'string', minLength: 1, maxLength: 4096 },
     TOOLBRIDGE_TOKEN_STORE_PREFIX: { type: 'string', minLength: 1, maxLength: 256, default: 'tokensidecar:v1:' },
@@ -40,6 +41,7 @@ export const envSchema = {
 export const SECRET_VARIABLES: ReadonlySet<string> = new Set([
   'TOOLBRIDGE_AUTH0_CLIENT_SECRET',
   'TOOLBRIDGE_SIDECAR_SECRET',
+  'TOOLBRIDGE_SIDECAR_SECRET_PREVIOUS',
   'TOOLBRIDGE_JWT_TOKEN',
   'TOOLBRIDGE_AUTH0_CLIENT_ASSERTION_KEY',
   // It may carry a password.
@@ -67,6 +69,7 @@ export const EXPECTATIONS: Readonly<Record<string, string>> = {
   TOOLBRIDGE_SIDECAR_HOST: 'an IPv4 or IPv6 address literal such as 127.0.0.1 or ::',
   TOOLBRIDGE_SIDECAR_PORT: 'a whole number from 0 to 65535',
   TOOLBRIDGE_SIDECAR_SECRET: 'a shared secret of at least 32 characters, letters, digits and - . _ ~ + / only, = padding at the end (e.g. openssl rand -hex 32)',
+  TOOLBRIDGE_SIDECAR_SECRET_PREVIOUS: 'the sidecar secret clients held before a rotation, accepted alongside TOOLBRIDGE_SIDECAR_SECRET: the same rules (at least 32 characters, letters, digits and - . _ ~ + / only, = padding at the end)',
   TOOLBRIDGE_SIDECAR_MAX_CONNECTIONS: 'a whole number of connections from 1 to 1000000',
   TOOLBRIDGE_TOKEN_STORE_URL: 'a redis:// or rediss:// (TLS) URL of a Redis or Valkey server, e.g. rediss://default:<password>@fly-tokens.upstash.io:6379',
   TOOLBRIDGE_TOKEN_STORE_PREFIX: 'a key prefix of 1 to 256 printable characters without spaces',

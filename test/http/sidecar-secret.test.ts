@@ -20,3 +20,19 @@ t.test('bearer credentials', async (t) => {
   t.equal(bearerCredentials('Bearerabc'), undefined)
   t.equal(bearerCredentials('Basic abcdef'), undefined)
 })
+
+t.test('a previous secret is accepted alongside the current one until it is unset', async (t) => {
+  const secret = new SidecarSecret('current-secret-0123456789abcdef0123', 'previous-secret-0123456789abcdef012')
+  t.ok(secret.matches('current-secret-0123456789abcdef0123'))
+  t.ok(secret.matches('previous-secret-0123456789abcdef012'))
+  t.notOk(secret.matches('previous-secret-0123456789abcdef01'), 'a prefix of the previous one is not it')
+  t.notOk(secret.matches('other-secret-0123456789abcdef012345'))
+  // Differences whose bits do not overlap must not combine into a match.
+  const bits = new SidecarSecret('a'.repeat(32), 'b'.repeat(32))
+  t.notOk(bits.matches('c'.repeat(32)), '"a"^"c" and "b"^"c" share no bit, and still no match')
+  secret.setPrevious(undefined)
+  t.notOk(secret.matches('previous-secret-0123456789abcdef012'), 'the grace period is over')
+  t.ok(secret.matches('current-secret-0123456789abcdef0123'))
+  secret.setPrevious('another-previous-0123456789abcdef01')
+  t.ok(secret.matches('another-previous-0123456789abcdef01'))
+})

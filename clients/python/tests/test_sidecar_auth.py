@@ -4,7 +4,8 @@ Run from the repository root after `npm run build`:
     /usr/bin/python3 -m unittest discover -s clients/python/tests -v
 
 With TOOLBRIDGE_SIDECAR_AUTH_INSTALLED=1 they test the installed package (a wheel
-in a venv, as CI does) instead of the source tree.
+or the sdist in a venv, as CI does) instead of the source tree. From an unpacked
+sdist, TOOLBRIDGE_SIDECAR_ROOT names the sidecar's checkout (with `npm run build` done).
 """
 
 from __future__ import annotations
@@ -23,11 +24,12 @@ import time
 import unittest
 from urllib.parse import parse_qs
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
 
-ROOT = Path(__file__).resolve().parents[3]
+ROOT = Path(os.environ.get("TOOLBRIDGE_SIDECAR_ROOT") or Path(__file__).resolve().parents[3])
 INSTALLED = os.environ.get("TOOLBRIDGE_SIDECAR_AUTH_INSTALLED") == "1"
 if not INSTALLED:
     sys.path.insert(0, str(ROOT / "clients" / "python"))
@@ -78,6 +80,11 @@ class Auth0StandIn(BaseHTTPRequestHandler):
         """The first token issued for an audience (the sidecar's default unless named)."""
         return next(token for token in cls.issued if cls.audience_of[token] == audience)
 
+    @classmethod
+    def latest(cls, audience: str = AUDIENCES[0]) -> str:
+        """The newest token issued for an audience: the one the sidecar serves, whatever refreshes earlier tests caused."""
+        return [token for token in cls.issued if cls.audience_of[token] == audience][-1]
+
     def _send(self, status: int, body: dict[str, object]) -> None:
         data = json.dumps(body).encode()
         self.send_response(status)
@@ -110,7 +117,7 @@ class Api(BaseHTTPRequestHandler):
 class Sidecar:
     """The built sidecar (`node dist/cli.js`), as users run it."""
 
-    def __init__(self, token_url: str, client_secret: str) -> None:
+    def __init__(self, token_url: str, client_secret: str, host: str = "127.0.0.1", port: int = 0) -> None:
         env = {
             "PATH": os.environ.get("PATH", ""),
             "TOOLBRIDGE_AUTH0_CLIENT_ID": CLIENT_ID,
@@ -118,7 +125,8 @@ class Sidecar:
             "TOOLBRIDGE_AUTH0_TOKEN_URL": token_url,
             "TOOLBRIDGE_AUTH0_AUDIENCE": ",".join(AUDIENCES),
             "TOOLBRIDGE_SIDECAR_SECRET": SIDECAR_SECRET,
-            "TOOLBRIDGE_SIDECAR_PORT": "0",
+            "TOOLBRIDGE_SIDECAR_HOST": host,
+            "TOOLBRIDGE_SIDECAR_PORT": str(port),
         }
         self.process = subprocess.Popen(
             ["node", str(ROOT / "dist" / "cli.js")], env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
@@ -132,7 +140,7 @@ class Sidecar:
             assert self.process.stdout is not None
             for line in self.process.stdout:
                 self.lines.append(line)
-                match = re.search(r'"Server listening at http://127\.0\.0\.1:(\d+)"', line)
+                match = re.search(rf'"Server listening at http://{re.escape(host)}:(\d+)"', line)
                 if match:
                     self.port = int(match.group(1))
                 if '"event":"token_refreshed"' in line or '"event":"token_refresh_failed"' in line:
@@ -144,12 +152,18 @@ class Sidecar:
         if not ready.wait(15) or not self.port:
             self.process.kill()
             raise RuntimeError("the sidecar did not start; run `npm run build` first")
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.url = f"http://{host}:{self.port}"
 
     def refresh_calls(self) -> float:
         with httpx.Client() as client:
             metrics = client.get(self.url + "/metrics").text
         match = re.search(r'^tokensidecar_token_responses_total\{route="/token/refresh",code="200"\} (\S+)$', metrics, re.M)
+        return float(match.group(1)) if match else 0.0
+
+    def responses(self, route: str, code: int) -> float:
+        with httpx.Client() as client:
+            metrics = client.get(self.url + "/metrics").text
+        match = re.search(rf'^tokensidecar_token_responses_total\{{route="{route}",code="{code}"\}} (\S+)$', metrics, re.M)
         return float(match.group(1)) if match else 0.0
 
     def refused(self, reason: str) -> float:
@@ -176,6 +190,8 @@ class SidecarAuthTests(unittest.TestCase):
     def setUpClass(cls) -> None:
         cls.auth0 = serve(Auth0StandIn)
         token_url = f"http://127.0.0.1:{cls.auth0.server_address[1]}/oauth/token"
+        cls.token_url = token_url
+        cls.extra_lines: list[Sidecar] = []
         cls.sidecar = Sidecar(token_url, CLIENT_SECRET)
         cls.broken = Sidecar(token_url, "not-the-client-secret")  # answers 503: Auth0 says access_denied
         cls.api = serve(Api)
@@ -188,7 +204,7 @@ class SidecarAuthTests(unittest.TestCase):
         for server in (cls.auth0, cls.api):
             server.shutdown()
             server.server_close()
-        logged = "".join(cls.sidecar.lines + cls.broken.lines)
+        logged = "".join(cls.sidecar.lines + cls.broken.lines + [line for s in cls.extra_lines for line in s.lines])
         for secret in [SIDECAR_SECRET, CLIENT_SECRET, *Auth0StandIn.issued]:
             assert secret not in logged, "a secret reached the sidecar's log"
 
@@ -207,7 +223,7 @@ class SidecarAuthTests(unittest.TestCase):
         with httpx.Client(auth=auth) as client:
             response = client.get(self.api_url)
         self.assertEqual(response.status_code, 200)
-        self.assertEqual(Api.seen, [f"Bearer {Auth0StandIn.first()}"])
+        self.assertEqual(Api.seen, [f"Bearer {Auth0StandIn.latest()}"])
 
     def test_sets_the_header_async_and_from_the_environment(self) -> None:
         async def call() -> httpx.Response:
@@ -226,7 +242,7 @@ class SidecarAuthTests(unittest.TestCase):
         import asyncio
 
         self.assertEqual(asyncio.run(call()).status_code, 200)
-        self.assertEqual(Api.seen, [f"Bearer {Auth0StandIn.first()}"] * 2)
+        self.assertEqual(Api.seen, [f"Bearer {Auth0StandIn.latest()}"] * 2)
 
     def test_401_refreshes_and_retries_once(self) -> None:
         before = self.sidecar.refresh_calls()
@@ -256,9 +272,10 @@ class SidecarAuthTests(unittest.TestCase):
         seen: list[str | None] = []
         refresh = auth.client.refresh
         auth.client.refresh = lambda rejected=None: (seen.append(rejected), refresh(rejected))[1]  # type: ignore[method-assign]
+        served = Auth0StandIn.latest()
         with httpx.Client(auth=auth) as client:
             client.get(self.api_url)
-        self.assertEqual(seen, [Auth0StandIn.first()])
+        self.assertEqual(seen, [served])
 
         async def call() -> None:
             Api.reject = 1
@@ -270,10 +287,11 @@ class SidecarAuthTests(unittest.TestCase):
                 return await arefresh(rejected)
 
             auth.client.arefresh = recording  # type: ignore[method-assign]
+            served = Auth0StandIn.latest()
             async with httpx.AsyncClient(auth=auth) as client:
                 await client.get(self.api_url)
             await auth.client.aclose()
-            self.assertEqual(aseen, [Auth0StandIn.first()])
+            self.assertEqual(aseen, [served])
 
         import asyncio
 
@@ -296,6 +314,116 @@ class SidecarAuthTests(unittest.TestCase):
         self.assertEqual(asyncio.run(call()).status_code, 401)
         self.assertEqual(len(Api.seen), 2, "the request is sent twice, never three times")
         self.assertEqual(self.sidecar.refresh_calls() - before, 1)
+
+    def bad_deploy(self) -> tuple[str, Callable[[str, int], list[str]], list[str], Sidecar]:
+        """Fly's tokens.process.<app>.internal during a bad blue-green deploy, on one port:
+        127.0.0.2 a green sidecar whose token fetch failed (503 token_unavailable),
+        127.0.0.4 refuses, 127.0.0.3 never answers, 127.0.0.1 the healthy sidecar."""
+        port = self.sidecar.port
+        green = Sidecar(self.token_url, "not-the-client-secret", host="127.0.0.2", port=port)
+        self.addCleanup(green.stop)
+        self.extra_lines.append(green)
+        silent = socket.socket()
+        silent.bind(("127.0.0.3", port))
+        silent.listen(0)
+        queued = []
+        for _ in range(8):  # fill the queue: further connection attempts get no answer at all
+            c = socket.socket()
+            c.setblocking(False)
+            try:
+                c.connect(("127.0.0.3", port))
+            except BlockingIOError:
+                pass
+            queued.append(c)
+        self.addCleanup(lambda: [s.close() for s in [silent, *queued]])
+        asked: list[str] = []
+        answer = ["127.0.0.2", "127.0.0.4", "127.0.0.3", "127.0.0.1"]
+
+        def resolve(host: str, port_: int) -> list[str]:
+            asked.append(host)
+            self.assertEqual(port_, port)
+            return list(answer)
+
+        self.answer = answer
+        return f"http://tokens.process.my-app.internal:{port}", resolve, asked, green
+
+    def test_a_503_moves_on_to_the_next_address_within_one_call(self) -> None:
+        url, resolve, asked, green = self.bad_deploy()
+        client = sa.SidecarClient(url, SIDECAR_SECRET, timeout=2.0, connect_attempt_timeout=0.3, resolve=resolve)
+        self.addCleanup(client.close)
+        started = time.monotonic()
+        self.assertEqual(client.token(), Auth0StandIn.latest(), "the 503 was not the answer")
+        elapsed = time.monotonic() - started
+        self.assertGreaterEqual(elapsed, 0.25, "one attempt timeout for the silent address")
+        self.assertLess(elapsed, 2.0, "within the call's timeout")
+        self.assertEqual(green.responses("/token", 503), 1, "the green sidecar was asked once and answered 503")
+        self.assertEqual(client.token(), Auth0StandIn.latest())
+        self.assertEqual(green.responses("/token", 503), 1, "the next call goes to the address that answered last")
+        self.assertEqual(asked, ["tokens.process.my-app.internal"], "one DNS query for both calls")
+
+        async def call() -> str:
+            aclient = sa.SidecarClient(url, SIDECAR_SECRET, timeout=2.0, connect_attempt_timeout=0.3, resolve=resolve)
+            try:
+                return await aclient.atoken()
+            finally:
+                await aclient.aclose()
+
+        import asyncio
+
+        self.assertEqual(asyncio.run(call()), Auth0StandIn.latest(), "async too")
+        self.assertEqual(green.responses("/token", 503), 2)
+
+    def test_with_no_healthy_address_the_503_is_the_answer_within_the_deadline(self) -> None:
+        url, resolve, asked, green = self.bad_deploy()
+        self.answer[:] = ["127.0.0.4", "127.0.0.3", "127.0.0.2"]
+        client = sa.SidecarClient(url, SIDECAR_SECRET, timeout=2.0, connect_attempt_timeout=0.2, resolve=resolve)
+        self.addCleanup(client.close)
+        with self.assertRaises(sa.SidecarUnavailableError) as caught:
+            client.token()
+        self.assertIsNotNone(caught.exception.retry_after)
+        self.answer[:] = ["127.0.0.4"]
+        with self.assertRaisesRegex(sa.SidecarUnreachableError, "ConnectError"):
+            client.token()
+        self.assertEqual(len(asked), 2, "every address failed, so DNS is asked again")
+        self.answer[:] = []
+        with self.assertRaisesRegex(sa.SidecarUnreachableError, "gaierror"):
+            client.token()
+
+        # A silent address that takes the whole deadline leaves no time for the healthy one.
+        self.answer[:] = ["127.0.0.3", "127.0.0.1"]
+        slow = sa.SidecarClient(url, SIDECAR_SECRET, timeout=0.3, connect_attempt_timeout=5.0, resolve=resolve)
+        self.addCleanup(slow.close)
+        started = time.monotonic()
+        with self.assertRaises(sa.SidecarUnreachableError):
+            slow.token()
+        self.assertLess(time.monotonic() - started, 1.5, "bounded by the call's timeout, not the attempts")
+
+        async def acall() -> None:
+            aclient = sa.SidecarClient(url, SIDECAR_SECRET, timeout=2.0, connect_attempt_timeout=0.2, resolve=resolve)
+            try:
+                self.answer[:] = ["127.0.0.4", "127.0.0.2"]
+                with self.assertRaises(sa.SidecarUnavailableError):
+                    await aclient.atoken()
+                self.answer[:] = []
+                with self.assertRaises(sa.SidecarUnreachableError):
+                    await aclient.atoken()
+            finally:
+                await aclient.aclose()
+
+        import asyncio
+
+        asyncio.run(acall())
+
+    def test_a_401_ends_the_call_without_asking_the_next_address(self) -> None:
+        url, resolve, asked, green = self.bad_deploy()
+        self.answer[:] = ["127.0.0.1", "127.0.0.2"]
+        before = self.sidecar.responses("/token", 401)
+        wrong = sa.SidecarClient(url, "not-the-sidecar-secret-0123456789abcdef", resolve=resolve)
+        self.addCleanup(wrong.close)
+        with self.assertRaises(sa.SidecarAuthError):
+            wrong.token()
+        self.assertEqual(self.sidecar.responses("/token", 401) - before, 1)
+        self.assertEqual(green.responses("/token", 401), 0, "the second address was not asked")
 
     def test_failover_to_the_next_address_within_one_call(self) -> None:
         """Fly's DNS name lists every tokens Machine: one refusing and one silent must not fail the call."""
@@ -325,14 +453,14 @@ class SidecarAuthTests(unittest.TestCase):
 
         socket.getaddrinfo = resolve  # type: ignore[assignment]
         self.addCleanup(setattr, socket, "getaddrinfo", real)
-        client = sa.SidecarClient(f"http://{name}:{port}", SIDECAR_SECRET, timeout=0.5)
+        client = sa.SidecarClient(f"http://{name}:{port}", SIDECAR_SECRET, connect_attempt_timeout=0.3)
         self.addCleanup(client.close)
         started = time.monotonic()
-        self.assertEqual(client.token(), Auth0StandIn.first())
+        self.assertEqual(client.token(), Auth0StandIn.latest())
         self.assertLess(time.monotonic() - started, 2.0, "one connect timeout for the silent address, then the live one")
 
         async def call() -> str:
-            aclient = sa.SidecarClient(f"http://{name}:{port}", SIDECAR_SECRET, timeout=0.5)
+            aclient = sa.SidecarClient(f"http://{name}:{port}", SIDECAR_SECRET, connect_attempt_timeout=0.3)
             try:
                 return await aclient.atoken()
             finally:
@@ -340,7 +468,7 @@ class SidecarAuthTests(unittest.TestCase):
 
         import asyncio
 
-        self.assertEqual(asyncio.run(call()), Auth0StandIn.first(), "async too")
+        self.assertEqual(asyncio.run(call()), Auth0StandIn.latest(), "async too")
         self.assertGreaterEqual(len(asked), 2)
 
     def test_auth_without_configuration_is_a_clear_error(self) -> None:
@@ -360,7 +488,7 @@ class SidecarAuthTests(unittest.TestCase):
 
     def test_fallback_1_the_sidecar(self) -> None:
         header = self.run_header({"TOOLBRIDGE_TOKEN_SIDECAR_URL": self.sidecar.url, "TOOLBRIDGE_SIDECAR_SECRET": SIDECAR_SECRET, "TOOLBRIDGE_JWT_TOKEN": "static"}, "Bearer user")
-        self.assertEqual(header, {"Authorization": f"Bearer {Auth0StandIn.first()}"})
+        self.assertEqual(header, {"Authorization": f"Bearer {Auth0StandIn.latest()}"})
 
     def test_an_audience_picks_that_audiences_token(self) -> None:
         client = sa.SidecarClient(self.sidecar.url, SIDECAR_SECRET, audience=AUDIENCES[1])
@@ -419,7 +547,8 @@ class SidecarAuthTests(unittest.TestCase):
         with self.assertRaises(sa.SidecarUnavailableError) as caught:
             self.run_header(env)
         self.assertEqual(caught.exception.code, "SIDECAR_TOKEN_UNAVAILABLE")
-        self.assertEqual(caught.exception.retry_after, 60.0)
+        retry_after = caught.exception.retry_after
+        self.assertTrue(retry_after is not None and 0 < retry_after <= 60, f"Retry-After counts down to the next attempt: {retry_after}")
         self.assertIn("access_denied", str(caught.exception))
         with self.assertLogs("toolbridge.sidecar_auth", logging.WARNING):
             self.assertEqual(self.run_header({**env, "TOOLBRIDGE_JWT_TOKEN": "static-token"}), {"Authorization": "Bearer static-token"})
@@ -484,6 +613,24 @@ class PackageTests(unittest.TestCase):
         else:
             self.assertEqual(source, ROOT / "clients" / "python" / "toolbridge_sidecar_auth" / "__init__.py")
         self.assertTrue((source.parent / "py.typed").is_file(), "typed (PEP 561)")
+
+    @unittest.skipUnless(INSTALLED, "package metadata exists once the package is installed")
+    def test_installed_metadata(self) -> None:
+        from importlib import metadata
+
+        meta = metadata.metadata("toolbridge-sidecar-auth")
+        self.assertEqual(meta["Requires-Python"], ">=3.9")
+        classifiers = meta.get_all("Classifier") or []
+        self.assertIn("Typing :: Typed", classifiers)
+        self.assertIn("License :: OSI Approved :: MIT License", classifiers)
+        for minor in range(9, 14):
+            self.assertIn(f"Programming Language :: Python :: 3.{minor}", classifiers)
+        self.assertIn(f"Programming Language :: Python :: 3.{sys.version_info.minor}", classifiers, "the Python running this is listed")
+        urls = dict(url.split(", ", 1) for url in meta.get_all("Project-URL") or [])
+        self.assertEqual(sorted(urls), ["Documentation", "Homepage", "Issues", "Source"])
+        files = [str(f) for f in metadata.files("toolbridge-sidecar-auth") or []]
+        self.assertTrue(any(f.endswith(".dist-info/LICENSE") for f in files), "LICENSE is in the wheel")
+        self.assertTrue(any(f.endswith("toolbridge_sidecar_auth/py.typed") for f in files))
 
     def test_version_in_step_with_the_sidecar(self) -> None:
         package = json.loads((ROOT / "package.json").read_text())

@@ -15,7 +15,9 @@ standard library and httpx, which the MCP server already depends on. Two ways to
 Every sidecar call has a timeout (2 s by default) and reuses its connections.
 When the sidecar's name resolves to several addresses (two ``tokens`` Machines),
 each is tried in turn within the same call: a refused or silent one costs at most
-the connect timeout before the next.
+the attempt timeout (0.5 s) before the next, and so does one that answers
+``503 token_unavailable`` (a Machine without a token, e.g. a new one whose health
+check has not passed yet during a deploy). A 401 (wrong secret) ends the call.
 No token or secret ever appears in an exception message or a log line.
 """
 
@@ -25,8 +27,11 @@ import asyncio
 import hashlib
 import logging
 import os
+import ipaddress
+import socket
 import threading
-from collections.abc import AsyncGenerator, Generator, Mapping
+import time
+from collections.abc import AsyncGenerator, Callable, Generator, Mapping, Sequence
 
 import httpx
 
@@ -34,6 +39,7 @@ __version__ = "0.1.0"
 """In step with the sidecar's package.json (the sidecar's test suite checks it)."""
 
 __all__ = [
+    "DEFAULT_CONNECT_ATTEMPT_TIMEOUT",
     "DEFAULT_TIMEOUT",
     "NoCredentialsError",
     "SidecarAuth",
@@ -51,7 +57,16 @@ __all__ = [
 log = logging.getLogger("toolbridge.sidecar_auth")
 
 DEFAULT_TIMEOUT = 2.0
-"""Seconds allowed for one sidecar call."""
+"""Seconds allowed for one sidecar call, over every address tried."""
+
+DEFAULT_CONNECT_ATTEMPT_TIMEOUT = 0.5
+"""Seconds to connect to one of the sidecar's addresses before the next (the last gets what is left)."""
+
+RESOLVE_TTL = 5.0
+"""Seconds a resolved address list is reused (no DNS query per token call); dropped when every address failed."""
+
+Resolver = Callable[[str, int], Sequence[str]]
+"""``(host, port) -> addresses``, in the order to try them."""
 
 
 class SidecarError(Exception):
@@ -94,6 +109,14 @@ class NoCredentialsError(SidecarError):
     code = "NO_CREDENTIALS"
 
 
+class _TryNext(Exception):
+    """An answer another sidecar Machine may improve on: no connection, a timeout, or a 503."""
+
+    def __init__(self, failure: SidecarError) -> None:
+        super().__init__(str(failure))
+        self.failure = failure
+
+
 def _token_from(response: httpx.Response, base: str) -> str:
     try:
         body = response.json()
@@ -116,10 +139,10 @@ def _token_from(response: httpx.Response, base: str) -> str:
             retry_after = None
         why = body.get("error_description")
         detail = f": {why}" if isinstance(why, str) else ""
-        raise SidecarUnavailableError(
+        raise _TryNext(SidecarUnavailableError(
             f"token sidecar at {base} has no valid token (503){detail}; see its /healthz",
             retry_after,
-        )
+        ))
     if response.status_code == 400:
         why = body.get("error_description")
         raise SidecarConfigError(
@@ -133,6 +156,18 @@ def _token_from(response: httpx.Response, base: str) -> str:
     )
 
 
+def _system_resolver(host: str, port: int) -> list[str]:
+    return _unique(info[4][0] for info in socket.getaddrinfo(host, port, type=socket.SOCK_STREAM))
+
+
+def _unique(addresses: object) -> list[str]:
+    seen: list[str] = []
+    for address in addresses:  # type: ignore[attr-defined]
+        if address not in seen:
+            seen.append(address)
+    return seen
+
+
 def _refresh_body(rejected_token: str | None) -> dict[str, str] | None:
     if rejected_token is None:
         return None
@@ -140,7 +175,11 @@ def _refresh_body(rejected_token: str | None) -> dict[str, str] | None:
 
 
 class SidecarClient:
-    """Calls the sidecar's ``/token`` and ``/token/refresh``, sync or async, reusing connections."""
+    """Calls the sidecar's ``/token`` and ``/token/refresh``, sync or async, reusing connections.
+
+    Each call tries the addresses the sidecar's name resolves to in turn, the
+    one that answered last first, within ``timeout`` seconds in all.
+    """
 
     def __init__(
         self,
@@ -149,16 +188,34 @@ class SidecarClient:
         *,
         timeout: float = DEFAULT_TIMEOUT,
         audience: str | None = None,
+        connect_attempt_timeout: float = DEFAULT_CONNECT_ATTEMPT_TIMEOUT,
+        resolve: Resolver | None = None,
     ) -> None:
-        """``audience``: one of the sidecar's configured audiences; ``None`` is its default (the first)."""
+        """``audience``: one of the sidecar's configured audiences; ``None`` is its default (the first).
+
+        ``resolve``: ``(host, port) -> addresses`` (tests); by default the system resolver.
+        """
         self._base = url.rstrip("/")
+        parsed = httpx.URL(self._base)
+        self._host = parsed.host
+        self._port = parsed.port or (443 if parsed.scheme == "https" else 80)
+        self._https = parsed.scheme == "https"
         self._params = {"audience": audience} if audience else None
         self._headers = {"Authorization": f"Bearer {secret}", "Accept": "application/json"}
-        self._timeout = httpx.Timeout(timeout)
+        self._timeout = timeout
+        self._attempt = connect_attempt_timeout
+        self._resolve = resolve
+        self._resolved: tuple[list[str], float] | None = None
+        self._preferred: str | None = None
         self._sync: httpx.Client | None = None
         self._async: httpx.AsyncClient | None = None
         self._async_loop: asyncio.AbstractEventLoop | None = None
         self._lock = threading.Lock()
+        try:
+            ipaddress.ip_address(self._host)
+            self._literal = True
+        except ValueError:
+            self._literal = False
 
     def __repr__(self) -> str:  # never the secret
         return f"SidecarClient({self._base!r})"
@@ -178,25 +235,111 @@ class SidecarClient:
                 self._async_loop = loop
             return self._async
 
+    def _cached(self) -> list[str] | None:
+        if self._literal:
+            return [self._host]
+        if self._resolved is not None and time.monotonic() - self._resolved[1] < RESOLVE_TTL:
+            return self._resolved[0]
+        return None
+
+    def _remember(self, addresses: Sequence[str]) -> list[str]:
+        found = _unique(addresses)
+        if not found:
+            raise socket.gaierror(f"{self._host} resolved to no address")
+        self._resolved = (found, time.monotonic())
+        return found
+
+    def _addresses(self) -> list[str]:
+        cached = self._cached()
+        if cached is not None:
+            return cached
+        return self._remember((self._resolve or _system_resolver)(self._host, self._port))
+
+    async def _aaddresses(self) -> list[str]:
+        cached = self._cached()
+        if cached is not None:
+            return cached
+        if self._resolve is not None:
+            return self._remember(self._resolve(self._host, self._port))
+        infos = await asyncio.get_running_loop().getaddrinfo(self._host, self._port, type=socket.SOCK_STREAM)
+        return self._remember([info[4][0] for info in infos])
+
+    def _unreachable(self, err: Exception) -> SidecarUnreachableError:
+        return SidecarUnreachableError(f"token sidecar at {self._base} is unreachable ({type(err).__name__})")
+
+    def _attempts(self, addresses: list[str], deadline: float) -> Generator[tuple[str, dict[str, object]], None, None]:
+        """The request arguments for each address, the preferred first, while time is left."""
+        ordered = [a for a in addresses if a == self._preferred] + [a for a in addresses if a != self._preferred]
+        for i, address in enumerate(ordered):
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            connect = left if i == len(ordered) - 1 else min(self._attempt, left)
+            extensions = {"sni_hostname": self._host} if self._https else {}
+            yield address, {
+                "timeout": httpx.Timeout(left, connect=connect),
+                "headers": {"Host": httpx.URL(self._base).netloc.decode("ascii")},
+                "extensions": extensions,
+            }
+
+    def _url(self, address: str, path: str) -> httpx.URL:
+        return httpx.URL(self._base + path).copy_with(host=address)
+
+    def _settle(self, failures: list[SidecarError]) -> SidecarError:
+        # Every address failed: ask DNS again next time. A Machine that answered 503 says more than a silent one.
+        self._resolved = None
+        unavailable = [f for f in failures if isinstance(f, SidecarUnavailableError)]
+        if unavailable:
+            return unavailable[-1]
+        if failures:
+            return failures[-1]
+        return SidecarUnreachableError(f"token sidecar at {self._base} is unreachable (Timeout)")
+
     def _call(self, method: str, path: str, json: dict[str, str] | None = None) -> str:
+        deadline = time.monotonic() + self._timeout
         try:
-            response = self._client().request(method, self._base + path, json=json, params=self._params)
-        except httpx.HTTPError as err:
-            raise SidecarUnreachableError(
-                f"token sidecar at {self._base} is unreachable ({type(err).__name__})"
-            ) from None
-        return _token_from(response, self._base)
+            addresses = self._addresses()
+        except OSError as err:
+            raise self._unreachable(err) from None
+        failures: list[SidecarError] = []
+        for address, options in self._attempts(addresses, deadline):
+            try:
+                try:
+                    response = self._client().request(
+                        method, self._url(address, path), json=json, params=self._params, **options  # type: ignore[arg-type]
+                    )
+                except httpx.HTTPError as err:
+                    raise _TryNext(self._unreachable(err)) from None
+                token = _token_from(response, self._base)
+            except _TryNext as next_:
+                failures.append(next_.failure)
+                continue
+            self._preferred = address
+            return token
+        raise self._settle(failures)
 
     async def _acall(self, method: str, path: str, json: dict[str, str] | None = None) -> str:
+        deadline = time.monotonic() + self._timeout
         try:
-            response = await self._async_client().request(
-                method, self._base + path, json=json, params=self._params
-            )
-        except httpx.HTTPError as err:
-            raise SidecarUnreachableError(
-                f"token sidecar at {self._base} is unreachable ({type(err).__name__})"
-            ) from None
-        return _token_from(response, self._base)
+            addresses = await self._aaddresses()
+        except OSError as err:
+            raise self._unreachable(err) from None
+        failures: list[SidecarError] = []
+        for address, options in self._attempts(addresses, deadline):
+            try:
+                try:
+                    response = await self._async_client().request(
+                        method, self._url(address, path), json=json, params=self._params, **options  # type: ignore[arg-type]
+                    )
+                except httpx.HTTPError as err:
+                    raise _TryNext(self._unreachable(err)) from None
+                token = _token_from(response, self._base)
+            except _TryNext as next_:
+                failures.append(next_.failure)
+                continue
+            self._preferred = address
+            return token
+        raise self._settle(failures)
 
     def token(self) -> str:
         """A valid access token (the sidecar is the cache, so ask every time)."""
