@@ -1,6 +1,6 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client'
 import { remainingMs, systemClock, type Clock, type ForcedRefusal, type RefreshAttempt, type RefreshObserver, type ServedToken } from '../engine/types.js'
-import type { StoreObserver } from '../store/shared-transport.js'
+import type { StoreObserver } from '../store/types.js'
 import type { RateLimitInfo } from '../upstream/rate-limit.js'
 
 export interface SidecarMetrics {
@@ -43,6 +43,12 @@ export function createMetrics (tokens: TokenState, clock: Clock = systemClock): 
     help: 'Duration of upstream token requests, connect to last byte.',
     labelNames: ['audience', 'result'] as const,
     buckets: [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+    registers: [registry]
+  })
+  const refreshRate = new Gauge({
+    name: 'tokensidecar_token_refreshes_per_hour',
+    help: 'Refreshes an hour the current schedule amounts to (3600 / seconds until the next refresh after the last success); compare with TOOLBRIDGE_REFRESH_BUDGET_PER_HOUR.',
+    labelNames: ['audience'] as const,
     registers: [registry]
   })
   const lifetime = new Gauge({
@@ -91,7 +97,7 @@ export function createMetrics (tokens: TokenState, clock: Clock = systemClock): 
     }
   })
   const perAudience = (name: string, help: string, label: string) => new Counter({ name, help, labelNames: ['audience', label], registers: [registry] })
-  const storeReads = perAudience('tokensidecar_token_store_reads_total', 'Reads of the shared token store, by result: hit (a valid peer token), miss, stale (expiring, or the token already held), undecryptable (another key, or corrupt), error.', 'result')
+  const storeReads = perAudience('tokensidecar_token_store_reads_total', 'Reads of the shared token store, by result: hit (a valid peer token), miss, stale (expiring, or not newer than the token held), undecryptable (another key, or corrupt), oversized (larger than 4 KiB: never parsed), error.', 'result')
   const obtained = perAudience('tokensidecar_tokens_obtained_total', 'Tokens taken into service, by source: upstream (an Auth0 request) or store (adopted from a peer through the shared store).', 'source')
   const lockWaits = perAudience('tokensidecar_token_store_lock_waits_total', 'Waits for a peer that held the fetch lock, by outcome: adopted (its token arrived) or timed_out (fetched directly).', 'result')
   const forcedRefused = new Counter({
@@ -124,6 +130,9 @@ export function createMetrics (tokens: TokenState, clock: Clock = systemClock): 
         },
         forcedRefused (reason: ForcedRefusal): void {
           forcedRefused.inc({ audience, reason })
+        },
+        refreshRate (perHour: number): void {
+          refreshRate.set({ audience }, perHour)
         }
       }
     },

@@ -436,3 +436,16 @@ t.test('a token adopted from the shared store is logged and reported as such', a
   t.match(logger.events('token_refreshed')[0], { source: 'store', msg: 'token adopted from the shared store', expires_in: 1800 })
   t.equal(manager.current()?.accessToken, 'adopted-token')
 })
+
+t.test('two rotations at once while a fetch is in flight: one fetch follows it, not two (single flight)', async (t) => {
+  const { transport, manager } = engine(t)
+  manager.start()
+  const first = manager.refreshNow()
+  const second = manager.refreshNow()
+  transport.succeed(3600)
+  await flush()
+  t.equal(transport.open, 1, 'the second waits on the same follow-up fetch')
+  transport.succeed(3600)
+  await Promise.all([first, second])
+  t.equal(transport.open, 0)
+})
