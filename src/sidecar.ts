@@ -121,9 +121,9 @@ export function createSidecar (config: Config, logger: Logger, deps: SidecarDeps
         logger: engineLog(audience),
         refreshBufferMs: config.refreshBufferMs,
         observer: metrics.observer(audience),
+        // The audience is already on every line of engineLog(audience).
         describe: {
           domain: config.domain,
-          audience,
           client_id: clientId,
           client_auth: method,
           token_url: config.tokenUrl.href,

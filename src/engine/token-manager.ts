@@ -37,7 +37,7 @@ export interface TokenManagerOptions {
   transport: TokenTransport
   logger: EngineLogger
   refreshBufferMs: number
-  /** Non-secret facts for the start-up log line (domain, audience, client id). */
+  /** Non-secret facts for the start-up log line (domain, client id); the audience comes with the logger. */
   describe?: Record<string, unknown>
   observer?: RefreshObserver
   clock?: Clock

@@ -20,7 +20,6 @@ export class TokenBody {
   readonly #clock: Clock
   #serving: Serving | undefined
   #json = ''
-  #length = 0
 
   constructor (clock: Clock) {
     this.#clock = clock
@@ -30,14 +29,8 @@ export class TokenBody {
     if (serving !== this.#serving) {
       this.#serving = serving
       this.#json = serialize(serving.token, serving.expiresIn)
-      this.#length = Buffer.byteLength(this.#json)
     }
     return this.#json
-  }
-
-  /** Bytes of the body cached() returned last. */
-  get cachedLength (): number {
-    return this.#length
   }
 
   /** For the slow paths (after a wait or a forced refresh): built afresh. */

@@ -1,3 +1,4 @@
+import type { Socket } from 'node:net'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { TokenPool } from '../../engine/token-pool.js'
 import type { Clock, ServedToken, TokenSource } from '../../engine/types.js'
@@ -10,18 +11,27 @@ export interface TokenRoutesOptions {
   tokens: TokenPool
   secret: SidecarSecret
   clock: Clock
+  /** Logs rejected requests (with their request id): Fastify's own logger is off unless access logs are on. */
+  logger: { warn(obj: object, msg: string): void }
   metrics?: SidecarMetrics
+  /** Told of each connection whose request presented the right secret (ConnectionGuard.authenticated). */
+  onAccepted: (socket: Socket) => void
 }
 
 const noMetrics = { tokenServed () {}, response () {} }
 
 /**
- * GET /token and POST /token/refresh, both behind the sidecar secret.
+ * GET /token and POST /token/refresh, both behind the sidecar secret: the
+ * only implementation of either, plain Fastify routes, so every hook and
+ * option of the app applies to them.
  *
- * GET /token is the MCP server's per-request call, so its common case (right
- * secret, no query, a token in hand) runs synchronously with no hooks, a
- * cached body and plain counters; it falls back to an async path only when it
- * must wait for a fetch. Every answer is the same as on the slow path.
+ * GET /token is the MCP server's per-request call. Its common case (right
+ * secret, no query, a token in hand) stays cheap without leaving Fastify: the
+ * secret check is a call in the handler rather than an onRequest hook, the
+ * handler is synchronous, the body is serialized once per token and whole
+ * second left (one TokenBody per audience), answers are counted in plain
+ * numbers read at scrape time, and the app gives Fastify no logger unless
+ * access logs are on (see app.ts). It turns async only to wait for a fetch.
  */
 export async function tokenRoutes (app: FastifyInstance, opts: TokenRoutesOptions): Promise<void> {
   const { tokens } = opts
@@ -35,7 +45,7 @@ export async function tokenRoutes (app: FastifyInstance, opts: TokenRoutesOption
   // One guard for both routes, so rejections share one log-line budget; the refresh route counts its own answers.
   const allowed = secretGuard(opts.secret, (request) => {
     if (request.method !== 'POST') metrics.response('/token', 401)
-  })
+  }, { logger: opts.logger, onAccepted: opts.onAccepted })
 
   function send (reply: FastifyReply, json: string): FastifyReply {
     return reply.header('cache-control', 'no-store').header('content-type', JSON_TYPE).send(json)
