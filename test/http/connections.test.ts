@@ -18,12 +18,12 @@ const SECRET = 'connections-sidecar-secret-0123456789abcdef'
 registerSecret(SECRET)
 const AUTH = { authorization: `Bearer ${SECRET}` }
 
-async function listening (t: Test, limits: Partial<ServerLimits>) {
+async function listening (t: Test, limits: Partial<ServerLimits>, maxConnections?: number) {
   const clock = new FakeClock()
   const transport = new FakeTransport()
   const captured = captureLogger()
   const source = new TokenManager({ transport, logger: captured.logger, refreshBufferMs: 300_000, clock, timers: clock, random: () => 0 })
-  const app = buildApp({ tokens: new TokenPool([['https://api.example', source]]), secret: new SidecarSecret(SECRET), logger: captured.logger, clock, limits })
+  const app = buildApp({ tokens: new TokenPool([['https://api.example', source]]), secret: new SidecarSecret(SECRET), logger: captured.logger, clock, limits, ...(maxConnections === undefined ? {} : { maxConnections }) })
   source.start()
   registerSecret(transport.succeed(3600))
   await flush()
@@ -87,7 +87,7 @@ const FLOOD_BATCH = 250
 const HEALTHZ = 'GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n'
 
 t.test('2,000 idle connections against a cap of 50: an authorised client is still answered, within a second', async (t) => {
-  const { flood, authorised } = await listening(t, { maxConnections: 50 })
+  const { flood, authorised } = await listening(t, {}, 50)
   await flood(2000)
   const answer = await authorised()
   t.equal(answer.status, 200, 'answered, not reset')
@@ -95,7 +95,7 @@ t.test('2,000 idle connections against a cap of 50: an authorised client is stil
 })
 
 t.test('1,024 connections that each sent one unauthenticated GET /healthz: an authorised client is still answered', async (t) => {
-  const { flood, authorised } = await listening(t, { maxConnections: 50 })
+  const { flood, authorised } = await listening(t, {}, 50)
   await flood(1024, HEALTHZ)
   const answer = await authorised()
   t.equal(answer.status, 200, 'answered, not reset')
@@ -129,7 +129,7 @@ t.test('an unauthenticated connection gets a short keep-alive; an authenticated 
 })
 
 t.test('past the cap the idlest unauthenticated connection goes first; the authenticated ones stay', async (t) => {
-  const { port, flood, authorised } = await listening(t, { maxConnections: 4 })
+  const { port, flood, authorised } = await listening(t, {}, 4)
   const member = connect(port, '127.0.0.1')
   member.on('error', () => {})
   t.teardown(() => { member.destroy() })
