@@ -1,5 +1,6 @@
+import { createServer } from 'node:http'
 import type { AddressInfo } from 'node:net'
-import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyRequest } from 'fastify'
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyRequest, type FastifyServerFactory } from 'fastify'
 import type { Logger } from 'pino'
 import type { TokenPool } from '../engine/token-pool.js'
 import { systemClock, type Clock } from '../engine/types.js'
@@ -7,7 +8,7 @@ import { clientErrorHandler, trackResponses } from './client-error.js'
 import { ConnectionGuard } from './connection-guard.js'
 import { errorHandler, notFoundHandler } from './errors.js'
 import { healthRoutes } from './routes/health.js'
-import { tokenRoutes } from './routes/token.js'
+import { TokenAnswers, tokenRoutes } from './routes/token.js'
 import type { SidecarSecret } from './sidecar-secret.js'
 import type { SidecarMetrics } from '../metrics/metrics.js'
 import { metricsRoutes } from './routes/metrics.js'
@@ -72,17 +73,36 @@ export function buildApp (opts: AppOptions): FastifyInstance {
   // them Fastify gets no logger at all, so it creates no per-request child logger and
   // adds no response listeners; the few request-scoped lines use `logger` and carry reqId.
   const accessLogs = logger.isLevelEnabled('debug')
+  const connections = new ConnectionGuard(limits)
+  const answers = new TokenAnswers({
+    tokens: opts.tokens,
+    secret: opts.secret,
+    clock: opts.clock ?? systemClock,
+    onAccepted: connections.authenticated.bind(connections),
+    ...(opts.metrics === undefined ? {} : { metrics: opts.metrics })
+  })
+  const httpOptions = { headersTimeout: limits.headersTimeoutMs, connectionsCheckingInterval: limits.connectionsCheckingIntervalMs }
+  /** A Node HTTP server set up as Fastify sets up its own, offering each request to GET /token's early answer first. */
+  const withEarlyAnswer: FastifyServerFactory = (handler) => {
+    const server = createServer(httpOptions, (req, res) => {
+      if (!answers.early(req, res)) handler(req, res)
+    })
+    server.keepAliveTimeout = limits.keepAliveTimeoutMs
+    server.requestTimeout = limits.requestTimeoutMs
+    return server
+  }
   const app = Fastify({
     ...(accessLogs ? { loggerInstance: logger.child({}, { serializers: { req: requestWithoutQueryValues } }) as FastifyBaseLogger } : {}),
     // Answer every request that arrives while closing; connections close after their response.
     return503OnClosing: false,
     keepAliveTimeout: limits.keepAliveTimeoutMs,
     requestTimeout: limits.requestTimeoutMs,
-    http: { headersTimeout: limits.headersTimeoutMs, connectionsCheckingInterval: limits.connectionsCheckingIntervalMs },
+    http: httpOptions,
     bodyLimit: limits.bodyLimitBytes,
-    clientErrorHandler: clientErrorHandler(logger)
+    clientErrorHandler: clientErrorHandler(logger),
+    // With access logs on, every request goes through Fastify, so that each is logged.
+    ...(accessLogs ? {} : { serverFactory: withEarlyAnswer })
   })
-  const connections = new ConnectionGuard(limits)
   connections.attach(app.server)
   trackResponses(app.server)
   if (!accessLogs) {
@@ -95,14 +115,7 @@ export function buildApp (opts: AppOptions): FastifyInstance {
 
   app.setErrorHandler(errorHandler(logger))
   app.setNotFoundHandler(notFoundHandler(app))
-  app.register(tokenRoutes, {
-    tokens: opts.tokens,
-    secret: opts.secret,
-    clock: opts.clock ?? systemClock,
-    logger,
-    onAccepted: connections.authenticated.bind(connections),
-    ...(opts.metrics === undefined ? {} : { metrics: opts.metrics })
-  })
+  app.register(tokenRoutes, { answers, logger })
   app.register(healthRoutes, { tokens: opts.tokens })
   if (opts.metrics !== undefined) app.register(metricsRoutes, { metrics: opts.metrics })
   // Before the server waits for in-flight requests: a request waiting on a hanging
@@ -112,6 +125,7 @@ export function buildApp (opts: AppOptions): FastifyInstance {
   // timeout, so idle ones are reaped until the server is closed.
   let reaper: NodeJS.Timeout | undefined
   app.addHook('preClose', (done) => {
+    answers.close()
     opts.tokens.stop()
     reaper = setInterval(() => app.server.closeIdleConnections(), 50).unref()
     done()

@@ -48,16 +48,16 @@ t.test('at info Fastify has no logger: no access lines, but the app\'s own lines
   await built.inject({ url: '/token' })
   t.notOk(lines().some((l) => l.msg === 'incoming request' || l.msg === 'request completed'), 'no access log')
   t.match(lines().find((l) => l.event === 'auth_rejected'), { level: 'warn', reqId: String, reason: 'missing_credentials' }, 'a rejection is logged with its request id')
-  await built.listen({ host: '127.0.0.1', port: 0 })
+  await built.listen({ host: '::1', port: 0 })
   const { port } = built.server.address() as { port: number }
-  t.same(lines().filter((l) => typeof l.msg === 'string' && l.msg.startsWith('Server listening at')).map((l) => l.msg), [`Server listening at http://127.0.0.1:${port}`], 'the listening line, once, as Fastify writes it')
+  t.same(lines().filter((l) => typeof l.msg === 'string' && l.msg.startsWith('Server listening at')).map((l) => l.msg), [`Server listening at http://[::1]:${port}`], 'the listening line, once, as Fastify writes it')
 })
 
 t.test('with access logs on, Fastify itself writes the listening line, once', async (t) => {
   const { app: built, lines } = await app(t, 'debug')
-  await built.listen({ host: '::1', port: 0 })
+  await built.listen({ host: '127.0.0.1', port: 0 })
   const { port } = built.server.address() as { port: number }
-  t.same(lines().filter((l) => typeof l.msg === 'string' && l.msg.startsWith('Server listening at')).map((l) => l.msg), [`Server listening at http://[::1]:${port}`])
+  t.same(lines().filter((l) => typeof l.msg === 'string' && l.msg.startsWith('Server listening at')).map((l) => l.msg), [`Server listening at http://127.0.0.1:${port}`])
 })
 
 t.test('the engine\'s lines name their audience once', async (t) => {

@@ -1,4 +1,4 @@
-import type { AddressInfo } from 'node:net'
+import { connect, type AddressInfo } from 'node:net'
 import t, { type Test } from 'tap'
 import { request } from 'undici'
 import { TokenManager } from '../../src/engine/token-manager.js'
@@ -11,7 +11,8 @@ import { FakeTransport } from '../fixtures/fake-transport.js'
 import { captureLogger, registerSecret } from '../fixtures/suite-log.js'
 
 // GET /token's contract, case by case, asked the same way over Fastify's inject()
-// and over a real loopback connection: status, every header, and the body.
+// (always the Fastify route) and over a real loopback connection (where the common
+// case gets the early answer): status, every header, and the body.
 
 const SECRET = 'token-contract-sidecar-secret-0123456789abcdef'
 const WRONG = 'token-contract-wrong-secret-0123456789abcdef00'
@@ -43,13 +44,12 @@ async function setup (t: Test) {
   const tokens = new TokenPool([[A, managers[0]!], [B, managers[1]!]])
   const metrics = createMetrics({ audiences: [A, B], current: (audience) => tokens.get(audience)?.current() }, clock)
   const app = buildApp({ tokens, secret: new SidecarSecret(SECRET), logger: captured.logger, metrics, clock })
-  // Which code answered: a hook of the app, which sees only requests that go through Fastify's routing.
+  // Which code answered: a hook of the app sees only requests that go through Fastify's routing.
   const routed: string[] = []
   let arrived = 0
   app.addHook('onRequest', async () => { arrived++ })
-  app.addHook('onSend', async (request, reply) => {
-    routed.push(`${request.method} ${request.routeOptions.url ?? '(no route)'}`)
-    void reply.header('x-routed-by', 'fastify')
+  app.addHook('onSend', async (request) => {
+    routed.push(`${request.method} ${request.url}`)
   })
   t.teardown(() => app.close())
   await app.listen({ host: '127.0.0.1', port: 0 })
@@ -89,7 +89,7 @@ function tokenBody (accessToken: string, expiresIn: number, lifetimeSeconds: num
 }
 
 function jsonHeaders (body: string, extra: Record<string, string> = {}): Record<string, string> {
-  return { 'cache-control': 'no-store', 'content-type': JSON_TYPE, 'content-length': String(Buffer.byteLength(body)), 'x-routed-by': 'fastify', ...extra }
+  return { 'cache-control': 'no-store', 'content-type': JSON_TYPE, 'content-length': String(Buffer.byteLength(body)), ...extra }
 }
 
 t.test('the right secret, a token held: 200 with the token', async (t) => {
@@ -176,15 +176,59 @@ t.test('shutdown: a request waiting for a token is answered 503 at once', async 
   await closed
 })
 
-t.test('every GET /token answer, over a socket too, comes from the Fastify route: its hooks run, and it is counted once', async (t) => {
+t.test('which path answered: the early answer takes only the common case, over a socket; the route everything else; each answer is counted once', async (t) => {
   const { via, start, routed, metrics } = await setup(t)
   await start()
   await via.socket({ path: '/token', headers: AUTH })
+  await via.socket({ path: '/token', headers: AUTH })
   await via.socket({ path: '/token', headers: AUTH, method: 'HEAD' })
   await via.socket({ path: '/token' })
+  await via.socket({ path: `/token?audience=${encodeURIComponent(A)}`, headers: AUTH })
   await via.inject({ path: '/token', headers: AUTH })
-  t.same(routed, ['GET /token', 'HEAD /token', 'GET /token', 'GET /token'])
+  t.same(routed, ['HEAD /token', 'GET /token', `GET /token?audience=${encodeURIComponent(A)}`, 'GET /token'], 'the two plain GETs over a socket never reached Fastify')
   const text = await metrics.registry.metrics()
-  t.match(text, /tokensidecar_token_responses_total\{route="\/token",code="200"\} 3/)
+  t.match(text, /tokensidecar_token_responses_total\{route="\/token",code="200"\} 5/)
   t.match(text, /tokensidecar_token_responses_total\{route="\/token",code="401"\} 1/)
+})
+
+t.test('the early answer and the route write the same bytes, headers in the same order', async (t) => {
+  const { app, start, routed } = await setup(t)
+  await start()
+  const { port } = app.server.address() as AddressInfo
+  const raw = (path: string): Promise<string> => new Promise((resolve, reject) => {
+    const socket = connect(port, '127.0.0.1')
+    let text = ''
+    socket.setEncoding('utf8').on('data', (chunk: string) => {
+      text += chunk
+      if (/\r\n\r\n\{[^]*\}$/.test(text)) {
+        socket.destroy()
+        resolve(text)
+      }
+    })
+    socket.on('error', reject)
+    socket.write(`GET ${path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${SECRET}\r\n\r\n`)
+  })
+  const withoutDate = (text: string): string => text.replace(/\r\ndate: [^\r]*/i, '')
+  const early = await raw('/token')
+  const route = await raw(`/token?audience=${encodeURIComponent(A)}`)
+  t.same(routed, [`GET /token?audience=${encodeURIComponent(A)}`], 'one of each')
+  t.equal(withoutDate(early), withoutDate(route))
+  t.match(early, /^HTTP\/1\.1 200 OK\r\ncontent-type: application\/json; charset=utf-8\r\ncache-control: no-store\r\ncontent-length: \d+\r\n/)
+})
+
+t.test('with access logs on, every GET /token goes through the route, and is logged', async (t) => {
+  const captured = captureLogger('debug')
+  const clock = new FakeClock(START)
+  const transport = new FakeTransport()
+  const source = new TokenManager({ transport, logger: captured.logger, refreshBufferMs: 300_000, clock, timers: clock, random: () => 0 })
+  const app = buildApp({ tokens: new TokenPool([[A, source]]), secret: new SidecarSecret(SECRET), logger: captured.logger, clock })
+  t.teardown(() => app.close())
+  source.start()
+  registerSecret(transport.succeed(3600))
+  await flush()
+  await app.listen({ host: '127.0.0.1', port: 0 })
+  const res = await request(`http://127.0.0.1:${(app.server.address() as AddressInfo).port}/token`, { headers: AUTH })
+  t.equal(res.statusCode, 200)
+  await res.body.dump()
+  t.ok(captured.lines().some((l) => l.msg === 'request completed'), 'an access log line')
 })
