@@ -4,7 +4,7 @@ import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyRequ
 import type { Logger } from 'pino'
 import type { TokenPool } from '../engine/token-pool.js'
 import { systemClock, type Clock } from '../engine/types.js'
-import { clientErrorHandler, trackResponses } from './client-error.js'
+import { clientErrorHandler, noteResponse } from './client-error.js'
 import { ConnectionGuard } from './connection-guard.js'
 import { errorHandler, notFoundHandler } from './errors.js'
 import { healthRoutes } from './routes/health.js'
@@ -82,29 +82,37 @@ export function buildApp (opts: AppOptions): FastifyInstance {
     ...(opts.metrics === undefined ? {} : { metrics: opts.metrics })
   })
   const httpOptions = { headersTimeout: limits.headersTimeoutMs, connectionsCheckingInterval: limits.connectionsCheckingIntervalMs }
-  /** A Node HTTP server set up as Fastify sets up its own, offering each request to GET /token's early answer first. */
-  const withEarlyAnswer: FastifyServerFactory = (handler) => {
-    const server = createServer(httpOptions, (req, res) => {
-      if (!answers.early(req, res)) handler(req, res)
-    })
+  /**
+   * A Node HTTP server set up as Fastify sets up its own. Each request is noted
+   * for the connection guard and the client-error handler, then offered to GET
+   * /token's early answer unless access logs are on (every request then goes
+   * through Fastify, so that each is logged).
+   */
+  const serverFactory: FastifyServerFactory = (handler) => {
+    const server = createServer(httpOptions, accessLogs
+      ? (req, res) => {
+          noteResponse(req, res)
+          connections.request(req, res)
+          handler(req, res)
+        }
+      : (req, res) => {
+          noteResponse(req, res)
+          connections.request(req, res)
+          if (!answers.early(req, res)) handler(req, res)
+        })
     server.keepAliveTimeout = limits.keepAliveTimeoutMs
     server.requestTimeout = limits.requestTimeoutMs
+    connections.watchConnections(server)
     return server
   }
   const app = Fastify({
     ...(accessLogs ? { loggerInstance: logger.child({}, { serializers: { req: requestWithoutQueryValues } }) as FastifyBaseLogger } : {}),
     // Answer every request that arrives while closing; connections close after their response.
     return503OnClosing: false,
-    keepAliveTimeout: limits.keepAliveTimeoutMs,
-    requestTimeout: limits.requestTimeoutMs,
-    http: httpOptions,
     bodyLimit: limits.bodyLimitBytes,
     clientErrorHandler: clientErrorHandler(logger),
-    // With access logs on, every request goes through Fastify, so that each is logged.
-    ...(accessLogs ? {} : { serverFactory: withEarlyAnswer })
+    serverFactory
   })
-  connections.attach(app.server)
-  trackResponses(app.server)
   if (!accessLogs) {
     app.addHook('onListen', function (done) {
       // Always a host and port (TOOLBRIDGE_SIDECAR_HOST is an IP address), never a Unix socket path.

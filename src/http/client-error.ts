@@ -1,4 +1,4 @@
-import { STATUS_CODES, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
+import { STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:http'
 import type { Socket } from 'node:net'
 
 type ConnectionError = Error & { code?: string }
@@ -12,14 +12,13 @@ const kResponse = Symbol('latest response')
 type Tracked = Socket & { [kResponse]?: ServerResponse }
 
 /**
- * Remembers each connection's latest response, so that the client-error
- * handler knows whether the request in progress was already answered (Node's
- * own check does not cover a request whose body never completes).
+ * Remembers the connection's latest response; the server's request handler
+ * calls it for every request, so that the client-error handler knows whether
+ * the request in progress was already answered (Node's own check does not
+ * cover a request whose body never completes).
  */
-export function trackResponses (server: Server): void {
-  server.on('request', (req: IncomingMessage, res: ServerResponse) => {
-    (req.socket as Tracked)[kResponse] = res
-  })
+export function noteResponse (req: IncomingMessage, res: ServerResponse): void {
+  (req.socket as Tracked)[kResponse] = res
 }
 
 /**
@@ -38,7 +37,7 @@ function mayAnswer (socket: Tracked): boolean {
  * at trace level, `rawPacket` included: the raw request bytes, an
  * `Authorization: Bearer <sidecar secret>` among them. This one logs only the
  * error code, answers as the default does, and never writes a second answer
- * on a connection whose request was answered (see trackResponses).
+ * on a connection whose request was answered (see noteResponse).
  */
 export function clientErrorHandler (logger: { debug(obj: object, msg: string): void }): (err: ConnectionError, socket: Socket) => void {
   return function onClientError (err, socket) {

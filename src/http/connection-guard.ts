@@ -48,8 +48,16 @@ export class ConnectionGuard {
 
   /** Accounts for the server's connections and requests; one guard may watch several servers under one cap. */
   attach (server: Server): void {
+    this.watchConnections(server)
+    server.on('request', (req: IncomingMessage, res: ServerResponse) => this.request(req, res))
+  }
+
+  /**
+   * Accounts for the server's connections only: its request handler then calls
+   * request() for each request (one call costs less than a second 'request' listener).
+   */
+  watchConnections (server: Server): void {
     server.on('connection', (socket: Socket) => this.#admit(socket))
-    server.on('request', (req: IncomingMessage, res: ServerResponse) => this.#request(req, res))
   }
 
   /** A request on this connection presented the right secret: it may stay as long as keep-alive allows. */
@@ -82,7 +90,8 @@ export class ConnectionGuard {
     this.#close(idlest, idlestState)
   }
 
-  #request (req: IncomingMessage, res: ServerResponse): void {
+  /** A request arrived: a stranger's connection counts as active again. */
+  request (req: IncomingMessage, res: ServerResponse): void {
     const socket = req.socket as Tracked
     const state = socket[kState]
     if (state === undefined || state.authenticated || state.dropped) return
