@@ -7,7 +7,7 @@
 //                      [--starts 5] [--burst 1000] [--requests 1000000]
 //                      [--fleet 1,5,20] [--fleet-restarts 2] [--fleet-lifetimes 1] [--fleet-lifetime 60]
 //                      [--proxy-rounds 7] [--proxy-requests 5000] [--proxy-only]
-//                      [--write docs/benchmarks.md]
+//                      [--write docs/benchmarks.md] [--cpu-only]
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto'
 import { existsSync, readFileSync, writeFileSync } from 'node:fs'
 import { createServer } from 'node:net'
@@ -42,7 +42,9 @@ const { values: args } = parseArgs({
     'proxy-requests': { type: 'string', default: '5000' },
     // Only the proxy scenario, printed (no --write).
     'proxy-only': { type: 'boolean', default: false },
-    write: { type: 'string' }
+    write: { type: 'string' },
+    // Only the paired CPU rounds (to compare builds); prints their table, writes nothing.
+    'cpu-only': { type: 'boolean', default: false }
   }
 })
 const ROUNDS = Number(args.rounds)
@@ -147,9 +149,10 @@ async function measured (pid, url, headers) {
 }
 
 /**
- * Paired rounds: in each, the sidecar and the baseline take the same load
- * one after the other (the order alternates), and the round yields one ratio,
- * baseline CPU per request ÷ sidecar CPU per request.
+ * Paired rounds: in each, the sidecar and the two baselines (bare Fastify, and
+ * bare Fastify with prom-client's default metrics) take the same load one after
+ * the other (the order reverses every round), and the round yields one ratio
+ * per baseline, baseline CPU per request ÷ sidecar CPU per request.
  */
 async function cpuRounds () {
   const standIn = await startStandIn({ ...CLIENT, expiresIn: 86400 })
@@ -157,27 +160,32 @@ async function cpuRounds () {
   await waitForToken(sidecar.url)
   const sample = await request(`${sidecar.url}/token`, { headers: auth })
   const bytes = Buffer.byteLength(await sample.body.text())
-  const { child: baselineChild, value: baseline } = await startProcess([BASELINE, String(bytes)], {}, (line) => line.startsWith('{"baseline":true') ? JSON.parse(line) : undefined)
+  const isBaseline = (line) => line.startsWith('{"baseline":true') ? JSON.parse(line) : undefined
+  const { child: bareChild, value: bare } = await startProcess([BASELINE, String(bytes)], {}, isBaseline)
+  const { child: metricsChild, value: withMetrics } = await startProcess([BASELINE, String(bytes), '--metrics'], {}, isBaseline)
   const targets = {
     sidecar: { pid: sidecar.child.pid, url: `${sidecar.url}/token`, headers: auth },
-    baseline: { pid: baselineChild.pid, url: `http://127.0.0.1:${baseline.port}/token`, headers: {} }
+    baseline: { pid: bareChild.pid, url: `http://127.0.0.1:${bare.port}/token`, headers: {} },
+    metrics: { pid: metricsChild.pid, url: `http://127.0.0.1:${withMetrics.port}/token`, headers: {} }
   }
 
-  // Warm both up (JIT, connection pools) before measuring.
+  // Warm them up (JIT, connection pools) before measuring.
   for (const target of Object.values(targets)) await load(target.url, target.headers, { duration: WARMUP })
 
   const rounds = []
   for (let i = 0; i < ROUNDS; i++) {
-    const order = i % 2 === 0 ? ['sidecar', 'baseline'] : ['baseline', 'sidecar']
+    const order = i % 2 === 0 ? ['sidecar', 'baseline', 'metrics'] : ['metrics', 'baseline', 'sidecar']
     const round = {}
     for (const name of order) round[name] = await measured(targets[name].pid, targets[name].url, targets[name].headers)
     round.ratio = round.baseline.cpuUs / round.sidecar.cpuUs
+    round.metricsRatio = round.metrics.cpuUs / round.sidecar.cpuUs
     rounds.push(round)
-    process.stderr.write(`round ${i + 1}/${ROUNDS}: sidecar ${round.sidecar.cpuUs.toFixed(1)} µs, baseline ${round.baseline.cpuUs.toFixed(1)} µs per request, ratio ${round.ratio.toFixed(3)}\n`)
+    process.stderr.write(`round ${i + 1}/${ROUNDS}: sidecar ${round.sidecar.cpuUs.toFixed(1)} µs, baseline ${round.baseline.cpuUs.toFixed(1)} µs, with default metrics ${round.metrics.cpuUs.toFixed(1)} µs per request, ratios ${round.ratio.toFixed(3)}, ${round.metricsRatio.toFixed(3)}\n`)
   }
   const peak = memory(sidecar.child.pid).peak
   await stop(sidecar.child)
-  await stop(baselineChild)
+  await stop(bareChild)
+  await stop(metricsChild)
   await standIn.close()
   const agg = (name) => ({
     cpuUs: median(rounds.map((r) => r[name].cpuUs)),
@@ -187,14 +195,14 @@ async function cpuRounds () {
     errors: rounds.reduce((n, r) => n + r[name].errors, 0),
     non2xx: rounds.reduce((n, r) => n + r[name].non2xx, 0)
   })
-  const ratios = rounds.map((r) => r.ratio)
+  const spread = (ratios) => ({ ratios, ratio: median(ratios), iqr: [quantile(ratios, 0.25), quantile(ratios, 0.75)] })
   return {
     bytes,
     sidecar: agg('sidecar'),
     baseline: agg('baseline'),
-    ratios,
-    ratio: median(ratios),
-    iqr: [quantile(ratios, 0.25), quantile(ratios, 0.75)],
+    metrics: agg('metrics'),
+    bare: spread(rounds.map((r) => r.ratio)),
+    withMetrics: spread(rounds.map((r) => r.metricsRatio)),
     peakKb: peak,
     upstream: standIn.count()
   }
@@ -334,6 +342,10 @@ if (args['proxy-only']) {
 }
 
 const tp = await cpuRounds()
+if (args['cpu-only']) {
+  process.stdout.write(`${JSON.stringify({ sidecar: tp.sidecar, baseline: tp.baseline, metrics: tp.metrics, bare: tp.bare, withMetrics: tp.withMetrics })}\n`)
+  process.exit(0)
+}
 const st = await startup()
 const sc = secretCompare()
 const bu = await burst()
@@ -349,9 +361,12 @@ const report = `## GET /token: server CPU per request at ${RATE} req/s offered (
 | target | CPU µs/request (median) | req/s answered | p50 ms | p99 ms | errors | non-2xx | notes |
 |---|---|---|---|---|---|---|---|
 ${row('sidecar (`GET /token`, info logging)', tp.sidecar, `peak RSS ${mb(tp.peakKb)} MB; ${tp.upstream} upstream token request(s)`)}
-${row('bare Fastify route, same body and headers', tp.baseline, `${tp.bytes}-byte JSON body, \`cache-control: no-store\`, no auth`)}
+${row('bare Fastify route, same body and headers', tp.baseline, `${tp.bytes}-byte JSON body, \`cache-control: no-store\`, no auth, no logger`)}
+${row('bare Fastify route with prom-client default metrics', tp.metrics, 'the same, plus `collectDefaultMetrics()` as the sidecar runs it')}
 
-CPU ratio baseline ÷ sidecar: **${tp.ratio.toFixed(3)}** (median of paired rounds; interquartile range ${tp.iqr[0].toFixed(3)}–${tp.iqr[1].toFixed(3)}; rounds: ${tp.ratios.map((r) => r.toFixed(3)).join(', ')})
+CPU ratio baseline ÷ sidecar: **${tp.bare.ratio.toFixed(3)}** (median of paired rounds; interquartile range ${tp.bare.iqr[0].toFixed(3)}–${tp.bare.iqr[1].toFixed(3)}; rounds: ${tp.bare.ratios.map((r) => r.toFixed(3)).join(', ')})
+
+CPU ratio baseline with default metrics ÷ sidecar: **${tp.withMetrics.ratio.toFixed(3)}** (interquartile range ${tp.withMetrics.iqr[0].toFixed(3)}–${tp.withMetrics.iqr[1].toFixed(3)}; rounds: ${tp.withMetrics.ratios.map((r) => r.toFixed(3)).join(', ')})
 
 ## Start-up
 
@@ -397,7 +412,7 @@ Written by \`npm run bench -- --write docs/benchmarks.md\` on ${new Date().toISO
 - **Headline: server CPU time per request**, not throughput. Throughput at saturation on a 2-core machine, where the load generator shares the cores, measures the load generator as much as the server. Here autocannon offers a **fixed rate** (\`--rate\`, well below saturation) over keep-alive connections; the server's user + system CPU time is read from \`/proc/<pid>/stat\` before and after each run and divided by the requests answered.
 - **Pinned cores.** With two cores or more, the benchmark process (load generator and Auth0 stand-in) runs on core 0 and each server on core 1 (\`taskset\`).
 - **Paired rounds.** In each round the sidecar and the baseline take the same load one after the other (the order alternates between rounds); each round yields one ratio, baseline CPU per request ÷ sidecar CPU per request (1.0 means the sidecar costs what a bare route costs; higher is better). The headline is the median ratio with its interquartile range. Throughput and latency at the fixed rate are secondary columns.
-- **Baseline**: a bare Fastify app (\`bench/baseline.mjs\`) answering a JSON body of the same size with the same response headers (\`content-type\`, \`cache-control: no-store\`), the same Node.js flags and the same logger level (pino at info, request logging off), and no authentication.
+- **Baselines** (\`bench/baseline.mjs\`): a bare Fastify app (Fastify's defaults, so no logger, as the sidecar's Fastify has none at \`info\`) answering a JSON body of the same size with the same response headers (\`content-type\`, \`cache-control: no-store\`) and the same Node.js flags, with no authentication; and the same app running prom-client's \`collectDefaultMetrics()\` as the sidecar does (its event-loop histogram and the rest cost every process something). The headline ratio is against the bare app; the second tells how much of the gap is the default metrics.
 - Start-up is measured from spawning \`node dist/cli.js\` to the first 200 from \`/healthz\` (the first token fetched from the loopback stand-in); idle RSS a second later.
 
 ${report}

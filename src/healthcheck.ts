@@ -26,7 +26,7 @@ export async function healthcheck (env: Env): Promise<number> {
     try {
       const health = JSON.parse(body) as { status?: unknown, unavailable_audiences?: unknown }
       status = String(health.status)
-      // The top-level status is the default audience's; another may be what fails.
+      // Name the audiences without a token: the default one may be fine.
       const unavailable = health.unavailable_audiences
       if (Array.isArray(unavailable) && unavailable.length > 0) status += ` (no token for: ${unavailable.join(', ')})`
     } catch {}

@@ -1,7 +1,32 @@
 /** What replaces a secret found in text that came from outside. */
 export const REDACTED = '[redacted]'
 
-/** Forms a secret takes when a server echoes a request back: as sent in a form or JSON body, or in Basic auth. */
+/** A base64 run shorter than this is not scrubbed on its own: it would match ordinary text. */
+const MIN_EMBEDDED_CHARS = 8
+
+/**
+ * The part of any base64 (or base64url) text that encodes `bytes`, wherever
+ * they sit in the encoded input: one run per alignment (the bytes may start at
+ * any offset modulo 3), without the characters shared with the bytes around
+ * them. `Basic base64(id:secret)` embeds the secret this way, and so does an
+ * echoed header that was base64-encoded again.
+ */
+function embeddedBase64 (bytes: Buffer, encoding: 'base64' | 'base64url'): string[] {
+  const runs: string[] = []
+  for (let offset = 0; offset < 3; offset++) {
+    const encoded = Buffer.concat([Buffer.alloc(offset), bytes]).toString(encoding)
+    // Characters whose six bits all come from `bytes`.
+    const run = encoded.slice(Math.ceil(offset * 8 / 6), Math.floor((offset + bytes.length) * 8 / 6))
+    if (run.length >= MIN_EMBEDDED_CHARS) runs.push(run)
+  }
+  return runs
+}
+
+/**
+ * Forms a secret takes when a server echoes a request back: as sent in a form
+ * or JSON body, or inside `Authorization: Basic` (RFC 6749 §2.3.1: the
+ * form-encoded id and secret, base64 or base64url, with or without padding).
+ */
 function variants (value: string): string[] {
   const form = new URLSearchParams({ v: value }).toString().slice(2)
   return [
@@ -10,7 +35,11 @@ function variants (value: string): string[] {
     form,
     JSON.stringify(value).slice(1, -1),
     Buffer.from(value).toString('base64'),
-    Buffer.from(value).toString('base64url')
+    Buffer.from(value).toString('base64url'),
+    ...[...new Set([value, form])].flatMap((text) => [
+      ...embeddedBase64(Buffer.from(text), 'base64'),
+      ...embeddedBase64(Buffer.from(text), 'base64url')
+    ])
   ]
 }
 

@@ -130,9 +130,9 @@ export function createSidecar (config: Config, logger: Logger, deps: SidecarDeps
         // timeout ends it; a second more is only a backstop, so its failure (and its reason) lands first.
         waitLimitMs: viaStore === undefined ? config.timeoutMs + 1000 : sharedFetchBoundMs(config.timeoutMs),
         observer: metrics.observer(audience),
+        // The audience is already on every line of engineLog(audience).
         describe: {
           domain: config.domain,
-          audience,
           client_id: clientId,
           client_auth: method,
           token_url: config.tokenUrl.href,

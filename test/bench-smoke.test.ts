@@ -14,6 +14,8 @@ t.test('the benchmark runs briefly and prints its tables', async (t) => {
   t.match(stdout, /\| sidecar \(`GET \/token`, info logging\) \| [\d.]+ \| \d+ \|/)
   t.match(stdout, /\| bare Fastify route, same body and headers \| [\d.]+ \| \d+ \|/)
   t.match(stdout, /CPU ratio baseline ÷ sidecar: \*\*\d\.\d{3}\*\* \(median of paired rounds; interquartile range/)
+  t.match(stdout, /\| bare Fastify route with prom-client default metrics \| [\d.]+ \| \d+ \|/)
+  t.match(stdout, /CPU ratio baseline with default metrics ÷ sidecar: \*\*\d\.\d{3}\*\* \(interquartile range/)
   t.match(stdout, /\| \d+ ms \| \d+ ms \| \d+ ms \| [\d.]+ MB \|/, 'start-up time and idle RSS')
   t.match(stdout, /\| loop over the expected length \(used\) \| \d+ \|/)
   t.match(stdout, /\| 50 \| 50 \| 1 \| \d+ ms \|/, 'all 50 answered from one upstream request')

@@ -7,6 +7,8 @@ import t from 'tap'
 import { ConfigError, loadConfig, type Env } from '../src/config/load-config.js'
 import { isLoopbackHost } from '../src/config/loopback.js'
 import { reloadSecrets } from '../src/config/reload-secrets.js'
+import { spawnSidecar } from './fixtures/spawn-sidecar.js'
+import { registerSecret } from './fixtures/suite-log.js'
 
 const SIDECAR_SECRET = 's'.repeat(16) + 'sidecar-secret-x'
 const CLIENT_SECRET = 'client-secret-value-123'
@@ -79,6 +81,42 @@ t.test('token URL override: https anywhere, http only to loopback', async (t) =>
     const err = configError({ ...base, TOOLBRIDGE_AUTH0_TOKEN_URL: url })
     t.equal(err.variable, 'TOOLBRIDGE_AUTH0_TOKEN_URL', url)
     t.notMatch(err.message, 'pw@', 'credentials in the URL are not echoed')
+  }
+})
+
+// Malformed on purpose: a password holding `/`, `?`, `#`, `@` or a space makes the URL unparsable.
+const MALFORMED_TOKEN_URLS = [
+  'https://cid:pass/word-never-echoed@tenant.auth0.com/oauth/token',
+  'https://cid:pass?word-never-echoed@tenant.auth0.com/oauth/token',
+  'https://cid:pass#word-never-echoed@tenant.auth0.com/oauth/token',
+  'https://cid:pass@word-never-echoed@tenant.auth0.com/oauth/token',
+  'https://cid:pass word-never-echoed@tenant.auth0.com/oauth/token',
+  'https:/cid:password-never-echoed@tenant.auth0.com/oauth/token',
+  'http://cid:password-never-echoed@10.0.0.1/oauth/token'
+]
+
+registerSecret('word-never-echoed', 'password-never-echoed')
+
+t.test('a token URL\'s user-info is never echoed, however malformed the URL', async (t) => {
+  for (const url of MALFORMED_TOKEN_URLS) {
+    const err = configError({ ...base, TOOLBRIDGE_AUTH0_TOKEN_URL: url })
+    t.equal(err.variable, 'TOOLBRIDGE_AUTH0_TOKEN_URL', url)
+    t.notMatch(err.message, /never-echoed|cid:/, url)
+    t.match(err.message, /, got "https?:\/+\[redacted\]@tenant\.auth0\.com\/oauth\/token"$|, got "http:\/\/\[redacted\]@10\.0\.0\.1\/oauth\/token"$/, 'the rest of it is shown')
+  }
+  t.match(configError({ ...base, TOOLBRIDGE_AUTH0_TOKEN_URL: 'not a url' }).message, /got "not a url"$/, 'a value without user-info is shown whole')
+  const schemeless = configError({ ...base, TOOLBRIDGE_AUTH0_TOKEN_URL: '//cid:password-never-echoed@tenant.auth0.com/oauth/token' }).message
+  t.match(schemeless, /got "\[redacted\]@tenant\.auth0\.com\/oauth\/token"$/, 'without a scheme too')
+})
+
+t.test('through the CLI: stderr never shows a token URL\'s user-info', async (t) => {
+  for (const url of MALFORMED_TOKEN_URLS.slice(0, 2)) {
+    const sidecar = spawnSidecar({ ...base as Record<string, string>, TOOLBRIDGE_AUTH0_TOKEN_URL: url })
+    const exit = await sidecar.exited
+    t.equal(exit.code, 1)
+    t.match(sidecar.stderr(), /^token-sidecar: invalid configuration: TOOLBRIDGE_AUTH0_TOKEN_URL: expected an https: URL/)
+    t.notMatch(sidecar.stderr(), /never-echoed/, url)
+    t.same(sidecar.lines, [], 'no log line either')
   }
 })
 

@@ -252,16 +252,28 @@ function validate (raw: RawEnv, fromFile: ReadonlySet<string> = new Set()): Vali
   }
 }
 
+/**
+ * A URL as it may be echoed in an error: everything before its last `@` (the
+ * user-info, however malformed: a password may hold `/`, `?`, `#` or `@`) is
+ * replaced, keeping only the scheme.
+ */
+function withoutUserInfo (raw: string): string {
+  const at = raw.lastIndexOf('@')
+  if (at === -1) return raw
+  const scheme = /^[a-z][a-z0-9+.-]*:[/\\]*/i.exec(raw)?.[0] ?? ''
+  return `${scheme}[redacted]@${raw.slice(at + 1)}`
+}
+
 function tokenUrl (raw: string | undefined, domain: string): URL {
   if (raw === undefined) return new URL(`https://${domain}/oauth/token`)
   let url: URL
   try {
     url = new URL(raw)
   } catch {
-    throw expected('TOOLBRIDGE_AUTH0_TOKEN_URL', raw)
+    throw expected('TOOLBRIDGE_AUTH0_TOKEN_URL', withoutUserInfo(raw))
   }
   const allowed = url.protocol === 'https:' || (url.protocol === 'http:' && isLoopbackHost(url.hostname))
-  if (!allowed || url.username !== '' || url.password !== '') throw expected('TOOLBRIDGE_AUTH0_TOKEN_URL', raw.replace(/\/\/[^@/]*@/, '//'))
+  if (!allowed || url.username !== '' || url.password !== '') throw expected('TOOLBRIDGE_AUTH0_TOKEN_URL', withoutUserInfo(raw))
   return url
 }
 

@@ -80,7 +80,7 @@ export async function startDevIssuer (opts: DevIssuerOptions): Promise<DevIssuer
       send(res, 404, { error: 'not_found', error_description: 'Not found' })
       return
     }
-    readBody(req).then((body) => {
+    readBody(req).then(async (body) => {
       const grant = parseGrant(req.headers['content-type'], body)
       if (grant === undefined) {
         send(res, 400, { error: 'invalid_request', error_description: 'only application/x-www-form-urlencoded content-type bodies are supported' })
@@ -102,7 +102,7 @@ export async function startDevIssuer (opts: DevIssuerOptions): Promise<DevIssuer
         return
       }
       const iat = Math.floor(Date.now() / 1000)
-      const accessToken = signRs256({
+      const accessToken = await signRs256({
         iss: issuerUrl,
         sub: `${opts.clientId}@clients`,
         aud: audience,

@@ -1,11 +1,9 @@
-import { sign, type KeyObject } from 'node:crypto'
-
-function segment (value: object): string {
-  return Buffer.from(JSON.stringify(value)).toString('base64url')
-}
+import type { KeyObject } from 'node:crypto'
+import type { JWTPayload } from 'jose'
 
 /** A compact RS256 JWS, as Auth0 issues access tokens. */
-export function signRs256 (payload: object, privateKey: KeyObject, kid: string): string {
-  const signingInput = `${segment({ alg: 'RS256', typ: 'JWT', kid })}.${segment(payload)}`
-  return `${signingInput}.${sign('sha256', Buffer.from(signingInput), privateKey).toString('base64url')}`
+export async function signRs256 (payload: JWTPayload, privateKey: KeyObject, kid: string): Promise<string> {
+  // Loaded on first use: only dev mode signs, and the sidecar's start-up stays light.
+  const { SignJWT } = await import('jose')
+  return new SignJWT(payload).setProtectedHeader({ alg: 'RS256', typ: 'JWT', kid }).sign(privateKey)
 }

@@ -38,7 +38,7 @@ export interface TokenManagerOptions {
   transport: TokenTransport
   logger: EngineLogger
   refreshBufferMs: number
-  /** Non-secret facts for the start-up log line (domain, audience, client id). */
+  /** Non-secret facts for the start-up log line (domain, client id); the audience comes with the logger. */
   describe?: Record<string, unknown>
   observer?: RefreshObserver
   /** Warn once when an issued lifetime means more refreshes an hour than this (TOOLBRIDGE_REFRESH_BUDGET_PER_HOUR). */

@@ -1,17 +1,44 @@
-import { createServer, type ServerOptions } from 'node:http'
-import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyServerFactory } from 'fastify'
+import { createServer } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyRequest, type FastifyServerFactory } from 'fastify'
 import type { Logger } from 'pino'
 import type { TokenPool } from '../engine/token-pool.js'
 import { systemClock, type Clock } from '../engine/types.js'
-import { clientErrorHandler } from './client-error.js'
-import { errorHandler, notFound } from './errors.js'
-import { FastTokenPath } from './fast-token.js'
-import { TokenBody } from './token-body.js'
+import { clientErrorHandler, noteResponse } from './client-error.js'
+import { ConnectionGuard } from './connection-guard.js'
+import { errorHandler, notFoundHandler } from './errors.js'
 import { healthRoutes } from './routes/health.js'
-import { tokenRoutes } from './routes/token.js'
+import { TokenAnswers, tokenRoutes } from './routes/token.js'
 import type { SidecarSecret } from './sidecar-secret.js'
 import type { SidecarMetrics } from '../metrics/metrics.js'
 import { metricsRoutes } from './routes/metrics.js'
+
+/** Bounds on what one client can hold; documented in the README under "Server limits". */
+export interface ServerLimits {
+  /** Until the request headers are in. */
+  headersTimeoutMs: number
+  /** Until the whole request is in. */
+  requestTimeoutMs: number
+  /** How often Node checks the two above: a slow client is closed within their value plus this. */
+  connectionsCheckingIntervalMs: number
+  /** Longer than common client keep-alive expiries, so a client never reuses a socket we just closed. */
+  keepAliveTimeoutMs: number
+  /** The keep-alive of a connection that has not presented the sidecar secret. */
+  unauthenticatedIdleMs: number
+  /** Past it, the idlest unauthenticated connection is closed to admit a new one. */
+  maxConnections: number
+  bodyLimitBytes: number
+}
+
+export const SERVER_LIMITS: Readonly<ServerLimits> = Object.freeze({
+  headersTimeoutMs: 10_000,
+  requestTimeoutMs: 10_000,
+  connectionsCheckingIntervalMs: 1_000,
+  keepAliveTimeoutMs: 65_000,
+  unauthenticatedIdleMs: 5_000,
+  maxConnections: 1024,
+  bodyLimitBytes: 4096
+})
 
 export interface AppOptions {
   /** One token source per configured audience; the first serves a plain GET /token. */
@@ -20,63 +47,83 @@ export interface AppOptions {
   logger: Logger
   metrics?: SidecarMetrics
   clock?: Clock
-  /** New connections past this many are refused; established ones keep working. */
+  /** TOOLBRIDGE_SIDECAR_MAX_CONNECTIONS; the same as `limits.maxConnections`. */
   maxConnections?: number
+  /** Overrides of SERVER_LIMITS (tests use short ones). */
+  limits?: Partial<ServerLimits>
 }
 
-/** Bounds on what one client can hold; documented in the README under "Server limits". */
-export const SERVER_LIMITS = Object.freeze({
-  /** Until the request headers are in. */
-  headersTimeoutMs: 10_000,
-  /** Until the whole request is in. */
-  requestTimeoutMs: 10_000,
-  /** How often Node checks the two above: a slow client is closed within their value plus this. */
-  connectionsCheckingIntervalMs: 1_000,
-  /** Longer than common client keep-alive expiries, so a client never reuses a socket we just closed. */
-  keepAliveTimeoutMs: 65_000,
-  maxConnections: 1024,
-  bodyLimitBytes: 4096
-})
+/** Access logs show the path, and a query string only with its values redacted: a client may put a secret there. */
+function requestWithoutQueryValues (request: FastifyRequest): object {
+  const [path, query] = request.url.split('?', 2) as [string, string | undefined]
+  const url = query === undefined ? path : `${path}?${[...new URLSearchParams(query).keys()].map((key) => `${encodeURIComponent(key)}=[redacted]`).join('&')}`
+  return { method: request.method, url, host: request.host, remoteAddress: request.ip, remotePort: request.socket.remotePort }
+}
 
-const HTTP_OPTIONS: ServerOptions = {
-  headersTimeout: SERVER_LIMITS.headersTimeoutMs,
-  connectionsCheckingInterval: SERVER_LIMITS.connectionsCheckingIntervalMs
+/** "Server listening at …", as Fastify logs it when it has a logger. */
+function listeningAt ({ address, family, port }: AddressInfo): string {
+  return `Server listening at http://${family === 'IPv6' ? `[${address}]` : address}:${port}`
 }
 
 /** Builds the sidecar's HTTP app without listening; closing it closes the token sources. */
 export function buildApp (opts: AppOptions): FastifyInstance {
-  const accessLogs = opts.logger.isLevelEnabled('debug')
-  const clock = opts.clock ?? systemClock
-  // With access logs on, every request goes through Fastify so that each is logged.
-  const fast = accessLogs
-    ? undefined
-    : new FastTokenPath({ source: opts.tokens.default, secret: opts.secret, body: new TokenBody(clock), ...(opts.metrics === undefined ? {} : { metrics: opts.metrics }) })
-  const app = Fastify({
-    loggerInstance: opts.logger as FastifyBaseLogger,
-    // The MCP server polls on every request: access logs only when debugging.
-    logController: new LogController({ disableRequestLogging: !accessLogs }),
-    // A pino child per request costs a fifth of GET /token's throughput; without
-    // access logs, the few request-scoped lines carry reqId themselves.
-    ...(accessLogs ? {} : { childLoggerFactory: (logger: FastifyBaseLogger) => logger }),
-    // Answer every request that arrives while closing; connections close after their response.
-    return503OnClosing: false,
-    keepAliveTimeout: SERVER_LIMITS.keepAliveTimeoutMs,
-    requestTimeout: SERVER_LIMITS.requestTimeoutMs,
-    http: HTTP_OPTIONS,
-    bodyLimit: SERVER_LIMITS.bodyLimitBytes,
-    clientErrorHandler,
-    ...(fast === undefined ? {} : { serverFactory: withFastPath(fast) })
-  })
-  app.server.maxConnections = opts.maxConnections ?? SERVER_LIMITS.maxConnections
-
-  app.setErrorHandler(errorHandler)
-  app.setNotFoundHandler(notFound)
-  app.register(tokenRoutes, {
+  const { logger } = opts
+  const limits: ServerLimits = { ...SERVER_LIMITS, ...(opts.maxConnections === undefined ? {} : { maxConnections: opts.maxConnections }), ...opts.limits }
+  // The MCP server polls on every request: access logs only when debugging. Without
+  // them Fastify gets no logger at all, so it creates no per-request child logger and
+  // adds no response listeners; the few request-scoped lines use `logger` and carry reqId.
+  const accessLogs = logger.isLevelEnabled('debug')
+  const connections = new ConnectionGuard(limits)
+  const answers = new TokenAnswers({
     tokens: opts.tokens,
     secret: opts.secret,
-    clock,
+    clock: opts.clock ?? systemClock,
+    onAccepted: connections.authenticated.bind(connections),
     ...(opts.metrics === undefined ? {} : { metrics: opts.metrics })
   })
+  const httpOptions = { headersTimeout: limits.headersTimeoutMs, connectionsCheckingInterval: limits.connectionsCheckingIntervalMs }
+  /**
+   * A Node HTTP server set up as Fastify sets up its own. Each request is noted
+   * for the connection guard and the client-error handler, then offered to GET
+   * /token's early answer unless access logs are on (every request then goes
+   * through Fastify, so that each is logged).
+   */
+  const serverFactory: FastifyServerFactory = (handler) => {
+    const server = createServer(httpOptions, accessLogs
+      ? (req, res) => {
+          noteResponse(req, res)
+          connections.request(req, res)
+          handler(req, res)
+        }
+      : (req, res) => {
+          noteResponse(req, res)
+          connections.request(req, res)
+          if (!answers.early(req, res)) handler(req, res)
+        })
+    server.keepAliveTimeout = limits.keepAliveTimeoutMs
+    server.requestTimeout = limits.requestTimeoutMs
+    connections.watchConnections(server)
+    return server
+  }
+  const app = Fastify({
+    ...(accessLogs ? { loggerInstance: logger.child({}, { serializers: { req: requestWithoutQueryValues } }) as FastifyBaseLogger } : {}),
+    // Answer every request that arrives while closing; connections close after their response.
+    return503OnClosing: false,
+    bodyLimit: limits.bodyLimitBytes,
+    clientErrorHandler: clientErrorHandler(logger),
+    serverFactory
+  })
+  if (!accessLogs) {
+    app.addHook('onListen', function (done) {
+      // Always a host and port (TOOLBRIDGE_SIDECAR_HOST is an IP address), never a Unix socket path.
+      for (const address of this.addresses() as AddressInfo[]) logger.info(listeningAt(address))
+      done()
+    })
+  }
+
+  app.setErrorHandler(errorHandler(logger))
+  app.setNotFoundHandler(notFoundHandler(app))
+  app.register(tokenRoutes, { answers, logger })
   app.register(healthRoutes, { tokens: opts.tokens })
   if (opts.metrics !== undefined) app.register(metricsRoutes, { metrics: opts.metrics })
   // Before the server waits for in-flight requests: a request waiting on a hanging
@@ -86,26 +133,15 @@ export function buildApp (opts: AppOptions): FastifyInstance {
   // timeout, so idle ones are reaped until the server is closed.
   let reaper: NodeJS.Timeout | undefined
   app.addHook('preClose', (done) => {
-    fast?.close()
+    answers.close()
     opts.tokens.stop()
     reaper = setInterval(() => app.server.closeIdleConnections(), 50).unref()
     done()
   })
   app.addHook('onClose', async () => {
     clearInterval(reaper)
+    connections.close()
     await opts.tokens.close()
   })
   return app
-}
-
-/** A Node HTTP server that offers each request to the fast path first, set up as Fastify sets up its own. */
-function withFastPath (fast: FastTokenPath): FastifyServerFactory {
-  return (handler) => {
-    const server = createServer(HTTP_OPTIONS, (req, res) => {
-      if (!fast.handle(req, res)) handler(req, res)
-    })
-    server.keepAliveTimeout = SERVER_LIMITS.keepAliveTimeoutMs
-    server.requestTimeout = SERVER_LIMITS.requestTimeoutMs
-    return server
-  }
 }

@@ -2,6 +2,9 @@ import { remainingMs, type Clock, type ServedToken, type Serving } from '../engi
 
 export const JSON_TYPE = 'application/json; charset=utf-8'
 
+/** The headers of every token answer, in the order both of GET /token's paths write them. */
+export const TOKEN_HEADERS = Object.freeze({ 'content-type': JSON_TYPE, 'cache-control': 'no-store' })
+
 function serialize (token: ServedToken, expiresIn: number | null): string {
   return JSON.stringify({
     access_token: token.accessToken,
@@ -20,7 +23,7 @@ export class TokenBody {
   readonly #clock: Clock
   #serving: Serving | undefined
   #json = ''
-  #length = 0
+  #head: Readonly<Record<string, string>> = TOKEN_HEADERS
 
   constructor (clock: Clock) {
     this.#clock = clock
@@ -30,14 +33,14 @@ export class TokenBody {
     if (serving !== this.#serving) {
       this.#serving = serving
       this.#json = serialize(serving.token, serving.expiresIn)
-      this.#length = Buffer.byteLength(this.#json)
+      this.#head = Object.freeze({ ...TOKEN_HEADERS, 'content-length': String(Buffer.byteLength(this.#json)) })
     }
     return this.#json
   }
 
-  /** Bytes of the body cached() returned last. */
-  get cachedLength (): number {
-    return this.#length
+  /** TOKEN_HEADERS and the length of the body cached() returned last, as Fastify would write them. */
+  get cachedHead (): Readonly<Record<string, string>> {
+    return this.#head
   }
 
   /** For the slow paths (after a wait or a forced refresh): built afresh. */

@@ -191,6 +191,19 @@ t.test('unknown paths are JSON 404s, wrong methods JSON 405s', async (t) => {
   }
 })
 
+t.test('405 Allow comes from the registered routes: a path the app does not serve is a 404 whatever the method', async (t) => {
+  const { app } = await withToken(t)
+  // This app has no metrics, so no /metrics route.
+  for (const method of ['GET', 'PUT'] as const) {
+    const res = await app.inject({ method, url: '/metrics' })
+    t.equal(res.statusCode, 404, `${method} /metrics`)
+    t.equal(res.headers.allow, undefined)
+  }
+  t.equal((await app.inject({ url: '/nope' })).json().error_description, 'no such endpoint; this sidecar serves GET /token, POST /token/refresh, and GET /healthz')
+  const head = await app.inject({ method: 'PATCH', url: '/token' })
+  t.equal(head.headers.allow, 'GET, HEAD', 'HEAD, which Fastify adds, is listed')
+})
+
 t.test('malformed requests get 4xx, never 5xx', async (t) => {
   const { app } = await withToken(t)
   const big = await app.inject({ method: 'POST', url: '/token/refresh', headers: { ...auth, 'content-type': 'application/json' }, payload: 'x'.repeat(10_000) })

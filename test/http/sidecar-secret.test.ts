@@ -1,5 +1,10 @@
+import Fastify from 'fastify'
 import t from 'tap'
+import { secretGuard } from '../../src/http/require-secret.js'
 import { bearerCredentials, SidecarSecret } from '../../src/http/sidecar-secret.js'
+import { captureLogger, registerSecret } from '../fixtures/suite-log.js'
+
+registerSecret('guard-secret-0123456789abcdef0123')
 
 t.test('matches exactly, and a new secret replaces the old one', async (t) => {
   const secret = new SidecarSecret('first-secret-0123456789abcdef0123')
@@ -35,4 +40,17 @@ t.test('a previous secret is accepted alongside the current one until it is unse
   t.ok(secret.matches('current-secret-0123456789abcdef0123'))
   secret.setPrevious('another-previous-0123456789abcdef01')
   t.ok(secret.matches('another-previous-0123456789abcdef01'))
+})
+
+t.test('secretGuard on its own (as another Fastify app would use it): the request\'s logger by default, no connection hook needed', async (t) => {
+  const captured = captureLogger()
+  const app = Fastify({ loggerInstance: captured.logger })
+  t.teardown(() => app.close())
+  const allowed = secretGuard(new SidecarSecret('guard-secret-0123456789abcdef0123'), () => {})
+  app.get('/x', (request, reply) => {
+    if (allowed(request, reply)) void reply.send('in')
+  })
+  t.equal((await app.inject({ url: '/x', headers: { authorization: 'Bearer guard-secret-0123456789abcdef0123' } })).body, 'in')
+  t.equal((await app.inject({ url: '/x' })).statusCode, 401)
+  t.match(captured.lines().find((l) => l.event === 'auth_rejected'), { level: 'warn', reqId: String, url: '/x' })
 })

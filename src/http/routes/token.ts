@@ -1,44 +1,109 @@
+import type { IncomingMessage, ServerResponse } from 'node:http'
+import type { Socket } from 'node:net'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { TokenPool } from '../../engine/token-pool.js'
 import type { Clock, ServedToken, TokenSource } from '../../engine/types.js'
 import { secretGuard } from '../require-secret.js'
-import type { SidecarSecret } from '../sidecar-secret.js'
-import { JSON_TYPE, TokenBody } from '../token-body.js'
+import { bearerCredentials, type SidecarSecret } from '../sidecar-secret.js'
+import { TOKEN_HEADERS, TokenBody } from '../token-body.js'
 import type { SidecarMetrics } from '../../metrics/metrics.js'
 
-export interface TokenRoutesOptions {
+export interface TokenAnswersOptions {
   tokens: TokenPool
   secret: SidecarSecret
   clock: Clock
   metrics?: SidecarMetrics
+  /** Told of each connection whose request presented the right secret (ConnectionGuard.authenticated). */
+  onAccepted: (socket: Socket) => void
+}
+
+export interface TokenRoutesOptions {
+  answers: TokenAnswers
+  /** Logs rejected requests (with their request id): Fastify's own logger is off unless access logs are on. */
+  logger: { warn(obj: object, msg: string): void }
 }
 
 const noMetrics = { tokenServed () {}, response () {} }
 
 /**
- * GET /token and POST /token/refresh, both behind the sidecar secret.
+ * GET /token's answers, for both of its paths: one cached body (and header
+ * set) per audience, the counters, and the early answer.
  *
- * GET /token is the MCP server's per-request call, so its common case (right
- * secret, no query, a token in hand) runs synchronously with no hooks, a
- * cached body and plain counters; it falls back to an async path only when it
- * must wait for a fetch. Every answer is the same as on the slow path.
+ * The early answer takes GET /token's common case (exactly `GET /token`, the
+ * right secret, a token held) before Fastify routes the request: the MCP
+ * server asks on every call, and skipping Fastify's routing and reply
+ * machinery is what keeps the sidecar within reach of a bare Fastify route
+ * (docs/benchmarks.md). It writes what the route writes, from the same cache,
+ * byte for byte. Everything else goes to the route below. App hooks do not
+ * see early answers; the app turns the early answer off when access logs are
+ * on (every request is then logged) and once shutdown begins (Fastify then
+ * closes each connection after its answer).
+ */
+export class TokenAnswers {
+  readonly tokens: TokenPool
+  readonly secret: SidecarSecret
+  readonly metrics: Pick<SidecarMetrics, 'tokenServed' | 'response'>
+  readonly onAccepted: (socket: Socket) => void
+  readonly #bodies: ReadonlyMap<TokenSource, TokenBody>
+  readonly #default: TokenBody
+  #open = true
+
+  constructor (opts: TokenAnswersOptions) {
+    this.tokens = opts.tokens
+    this.secret = opts.secret
+    this.metrics = opts.metrics ?? noMetrics
+    this.onAccepted = opts.onAccepted
+    // One cached body per audience: each changes with its own token.
+    this.#bodies = new Map(opts.tokens.audiences.map((audience) => [opts.tokens.get(audience)!, new TokenBody(opts.clock)]))
+    this.#default = this.body(opts.tokens.default)
+  }
+
+  body (source: TokenSource): TokenBody {
+    return this.#bodies.get(source)!
+  }
+
+  /** From now on the route answers everything. */
+  close (): void {
+    this.#open = false
+  }
+
+  /** Answers GET /token's common case before routing; false leaves the request to Fastify. */
+  early (req: IncomingMessage, res: ServerResponse): boolean {
+    if (!this.#open || req.url !== '/token' || req.method !== 'GET') return false
+    const presented = bearerCredentials(req.headers.authorization)
+    if (presented === undefined || !this.secret.matches(presented)) return false
+    const serving = this.tokens.default.serving()
+    if (serving === undefined) return false
+    this.onAccepted(req.socket)
+    const json = this.#default.cached(serving)
+    this.metrics.tokenServed()
+    res.writeHead(200, this.#default.cachedHead)
+    res.end(json)
+    return true
+  }
+}
+
+/**
+ * GET /token and POST /token/refresh, both behind the sidecar secret, as
+ * Fastify routes; GET /token's common case usually never gets here (see
+ * TokenAnswers.early), and everything else does: a query, a wrong or missing
+ * secret, no token yet (the handler then waits for the fetch), HEAD, every
+ * request once shutdown begins or while access logs are on.
  */
 export async function tokenRoutes (app: FastifyInstance, opts: TokenRoutesOptions): Promise<void> {
-  const { tokens } = opts
-  const metrics = opts.metrics ?? noMetrics
-  // One cached body per audience: each changes with its own token.
-  const bodies = new Map(tokens.audiences.map((audience) => [tokens.get(audience)!, new TokenBody(opts.clock)]))
-  const body = (source: TokenSource): TokenBody => bodies.get(source)!
+  const { answers } = opts
+  const { tokens, metrics } = answers
+  const body = (source: TokenSource): TokenBody => answers.body(source)
   const served = tokens.audiences.length === 1
     ? `this sidecar only serves tokens for audience ${tokens.defaultAudience}`
     : `this sidecar serves tokens for these audiences only: ${tokens.audiences.join(', ')}`
   // One guard for both routes, so rejections share one log-line budget; the refresh route counts its own answers.
-  const allowed = secretGuard(opts.secret, (request) => {
+  const allowed = secretGuard(answers.secret, (request) => {
     if (request.method !== 'POST') metrics.response('/token', 401)
-  })
+  }, { logger: opts.logger, onAccepted: answers.onAccepted })
 
   function send (reply: FastifyReply, json: string): FastifyReply {
-    return reply.header('cache-control', 'no-store').header('content-type', JSON_TYPE).send(json)
+    return reply.headers(TOKEN_HEADERS).send(json)
   }
 
   /** The source `?audience=` names (the default without one), or undefined after answering 400. */
