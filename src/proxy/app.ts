@@ -6,7 +6,9 @@ import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, t
 import type { Logger } from 'pino'
 import { Pool } from 'undici'
 import type { TokenSource } from '../engine/types.js'
-import { clientErrorHandler } from '../http/client-error.js'
+import { SERVER_LIMITS } from '../http/app.js'
+import { clientErrorHandler, noteResponse } from '../http/client-error.js'
+import { ConnectionGuard } from '../http/connection-guard.js'
 import { errorHandler } from '../http/errors.js'
 import { bearerCredentials, type SidecarSecret } from '../http/sidecar-secret.js'
 import type { ProxyMetrics } from '../metrics/metrics.js'
@@ -103,9 +105,12 @@ export function buildProxyApp (opts: ProxyAppOptions): FastifyInstance {
     connectionTimeout: Math.max(opts.headersTimeoutMs, opts.idleTimeoutMs),
     http: { headersTimeout: limits.headersTimeoutMs, connectionsCheckingInterval: 1_000 },
     bodyLimit: opts.maxBodyBytes,
-    clientErrorHandler
+    clientErrorHandler: clientErrorHandler(log)
   })
-  app.server.maxConnections = opts.maxConnections ?? 1024
+  // The same accounting as the token listener: a peer without the secret cannot hold every slot.
+  const connections = new ConnectionGuard({ maxConnections: opts.maxConnections ?? SERVER_LIMITS.maxConnections, unauthenticatedIdleMs: SERVER_LIMITS.unauthenticatedIdleMs })
+  connections.attach(app.server)
+  app.server.on('request', noteResponse)
   app.decorateRequest('forwarding', null)
   app.register(replyFrom, {
     base: origin,
@@ -113,9 +118,10 @@ export function buildProxyApp (opts: ProxyAppOptions): FastifyInstance {
     disableRequestLogging: true
   })
 
+  const onError = errorHandler(log)
   app.setErrorHandler((err, request, reply) => {
     if (err instanceof BodyTooLargeError) void reply.header('connection', 'close')
-    return errorHandler(err as Parameters<typeof errorHandler>[0], request, reply)
+    return onError(err as Parameters<typeof onError>[0], request, reply)
   })
 
   app.removeAllContentTypeParsers()
@@ -145,6 +151,7 @@ export function buildProxyApp (opts: ProxyAppOptions): FastifyInstance {
       unauthorized(request, reply, presented)
       return
     }
+    connections.authenticated(request.raw.socket)
     const unsafe = unsafeTarget(request.raw.url!)
     if (unsafe !== undefined) {
       failure(reply, 400, 'invalid_request', unsafe)
@@ -282,6 +289,7 @@ export function buildProxyApp (opts: ProxyAppOptions): FastifyInstance {
   app.addHook('onClose', async () => {
     clearInterval(reaper)
     clearTimeout(drain)
+    connections.close()
     await pool.close()
   })
   return app
