@@ -3,7 +3,8 @@ import { ConfigError, loadConfig, type Env } from './config/load-config.js'
 import { curlLine, DevModeError, setUpDevMode, type DevSetup } from './dev/dev-mode.js'
 import { createLogger } from './logger.js'
 import { SHUTDOWN_GRACE_MS } from './shutdown.js'
-import { createSidecar, type FleetStore } from './sidecar.js'
+import { createSidecar } from './sidecar.js'
+import type { FleetStore } from './store/types.js'
 
 /**
  * Runs the sidecar until a signal ends it: config, logger, app, listen,

@@ -4,7 +4,7 @@ import { assertionKey, type Config, type Credentials, type Env, type SecretName 
 import { reloadSecrets } from './config/reload-secrets.js'
 import { StaticToken } from './engine/static-token.js'
 import { TokenManager } from './engine/token-manager.js'
-import { TokenPool, type StoreHealth } from './engine/token-pool.js'
+import { TokenPool } from './engine/token-pool.js'
 import type { Clock, Timers, TokenSource } from './engine/types.js'
 import { buildApp } from './http/app.js'
 import { SidecarSecret } from './http/sidecar-secret.js'
@@ -14,8 +14,8 @@ import { clientAuthFor } from './upstream/client-auth.js'
 import { lowQuotas } from './upstream/rate-limit.js'
 import { SecretScrubber } from './secret-scrubber.js'
 import { EntryCipher } from './store/entry-cipher.js'
-import type { TokenIdentity } from './store/redis-store.js'
-import { SharedTokenTransport, type TokenStore } from './store/shared-transport.js'
+import { SharedTokenTransport } from './store/shared-transport.js'
+import type { FleetStore } from './store/types.js'
 
 /** Test seams for the engine; production uses the system clock, timers and Math.random. */
 export interface SidecarDeps {
@@ -24,14 +24,6 @@ export interface SidecarDeps {
   random?: () => number
   /** The fleet's shared token store (TOOLBRIDGE_TOKEN_STORE_URL), opened by the caller; closed with the app. */
   tokenStore?: FleetStore
-}
-
-/** What the sidecar needs of a shared store connection (RedisTokenStore). */
-export interface FleetStore {
-  entry(identity: TokenIdentity): TokenStore
-  health(): StoreHealth
-  failed(err: unknown): void
-  close(): Promise<void>
 }
 
 /** The key store entries are encrypted under: derived from the client secret, or from the private key. */
@@ -110,10 +102,11 @@ export function createSidecar (config: Config, logger: Logger, deps: SidecarDeps
           store: store.entry({ tokenUrl: config.tokenUrl.href, clientId, audience, organization: config.organization, scope: config.scope }),
           cipher: storeCipher(credentials),
           refreshBufferMs: config.refreshBufferMs,
-          lockWaitMs: config.timeoutMs,
+          upstreamTimeoutMs: config.timeoutMs,
           observer: metrics.storeObserver(audience),
           onStoreError: (err) => store.failed(err),
-          ...(deps.clock === undefined ? {} : { clock: deps.clock })
+          ...(deps.clock === undefined ? {} : { clock: deps.clock }),
+          ...(deps.timers === undefined ? {} : { timers: deps.timers })
         })
       if (viaStore !== undefined) shared.push(viaStore)
       managers.push(new TokenManager({

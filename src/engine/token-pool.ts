@@ -8,11 +8,11 @@ export interface PoolHealth extends HealthSnapshot {
   /** Configured audiences with no servable token: any makes /healthz answer 503. */
   unavailable_audiences: string[]
   /** The fleet's shared token store, when one is configured. */
-  token_store?: StoreHealth
+  token_store?: ComponentHealth
 }
 
-/** A shared store's state; while it is unavailable the sidecar fetches directly and says `degraded`. */
-export interface StoreHealth {
+/** A component the sources depend on but can do without (the shared store): while it is unavailable, `degraded`. */
+export interface ComponentHealth {
   status: 'ok' | 'unavailable'
   reason?: string
 }
@@ -20,7 +20,7 @@ export interface StoreHealth {
 export interface TokenPoolOptions {
   /** Runs after every source closed, e.g. to release a connection pool they share. */
   onClose?: () => Promise<void>
-  storeHealth?: () => StoreHealth
+  storeHealth?: () => ComponentHealth
 }
 
 /**
@@ -34,7 +34,7 @@ export class TokenPool {
   readonly default: TokenSource
   readonly #sources: ReadonlyMap<string, TokenSource>
   readonly #onClose: (() => Promise<void>) | undefined
-  readonly #storeHealth: (() => StoreHealth) | undefined
+  readonly #storeHealth: (() => ComponentHealth) | undefined
 
   constructor (sources: ReadonlyArray<readonly [audience: string, source: TokenSource]>, opts: TokenPoolOptions = {}) {
     const first = sources[0]

@@ -1,6 +1,6 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client'
 import { remainingMs, systemClock, type Clock, type ForcedRefusal, type RefreshAttempt, type RefreshObserver, type ServedToken } from '../engine/types.js'
-import type { StoreObserver } from '../store/shared-transport.js'
+import type { StoreObserver } from '../store/types.js'
 import type { Quota, RateLimitInfo } from '../upstream/rate-limit.js'
 
 export interface SidecarMetrics {
@@ -91,7 +91,7 @@ export function createMetrics (tokens: TokenState, clock: Clock = systemClock): 
     }
   })
   const perAudience = (name: string, help: string, label: string) => new Counter({ name, help, labelNames: ['audience', label], registers: [registry] })
-  const storeReads = perAudience('tokensidecar_token_store_reads_total', 'Reads of the shared token store, by result: hit (a valid peer token), miss, stale (expiring, or the token already held), undecryptable (another key, or corrupt), error.', 'result')
+  const storeReads = perAudience('tokensidecar_token_store_reads_total', 'Reads of the shared token store, by result: hit (a valid peer token), miss, stale (expiring, or not newer than the token held), undecryptable (another key, or corrupt), oversized (larger than 4 KiB: never parsed), error.', 'result')
   const obtained = perAudience('tokensidecar_tokens_obtained_total', 'Tokens taken into service, by source: upstream (an Auth0 request) or store (adopted from a peer through the shared store).', 'source')
   const lockWaits = perAudience('tokensidecar_token_store_lock_waits_total', 'Waits for a peer that held the fetch lock, by outcome: adopted (its token arrived) or timed_out (fetched directly).', 'result')
   const forcedRefused = new Counter({

@@ -1,15 +1,18 @@
 import { createCipheriv, createDecipheriv, hkdfSync, randomBytes } from 'node:crypto'
 
-const VERSION = 'v1'
+// v2: the issued lifetime and the store-clock issue time replaced v1's peer wall-clock expiry.
+const VERSION = 'v2'
 const IV_BYTES = 12
 const TAG_BYTES = 16
 const SALT = 'toolbridge-token-sidecar token store'
 
-/** What a store entry holds, encrypted. */
+/** What a store entry holds, encrypted. No peer's wall clock: times are the store's own. */
 export interface StoredToken {
   accessToken: string
-  /** Wall time (epoch ms) at which the token expires. */
-  expiresAt: number
+  /** The lifetime the token endpoint issued (expires_in), ms. */
+  lifetimeMs: number
+  /** The store's clock (epoch ms) when the token was asked for: orders entries, and bounds a replayed one. */
+  issuedAt: number
 }
 
 /**
@@ -29,7 +32,7 @@ export class EntryCipher {
   seal (token: StoredToken, boundTo: string): string {
     const iv = randomBytes(IV_BYTES)
     const cipher = createCipheriv('aes-256-gcm', this.#key, iv).setAAD(Buffer.from(boundTo))
-    const sealed = Buffer.concat([cipher.update(JSON.stringify({ t: token.accessToken, e: token.expiresAt })), cipher.final()])
+    const sealed = Buffer.concat([cipher.update(JSON.stringify({ t: token.accessToken, l: token.lifetimeMs, i: token.issuedAt })), cipher.final()])
     return `${VERSION}.${Buffer.concat([iv, sealed, cipher.getAuthTag()]).toString('base64url')}`
   }
 
@@ -42,10 +45,14 @@ export class EntryCipher {
       const decipher = createDecipheriv('aes-256-gcm', this.#key, raw.subarray(0, IV_BYTES)).setAAD(Buffer.from(boundTo))
       decipher.setAuthTag(raw.subarray(raw.length - TAG_BYTES))
       const plain = Buffer.concat([decipher.update(raw.subarray(IV_BYTES, raw.length - TAG_BYTES)), decipher.final()])
-      const { t, e } = JSON.parse(plain.toString('utf8')) as { t?: unknown, e?: unknown }
-      return typeof t === 'string' && t !== '' && typeof e === 'number' && Number.isFinite(e) ? { accessToken: t, expiresAt: e } : undefined
+      const { t, l, i } = JSON.parse(plain.toString('utf8')) as { t?: unknown, l?: unknown, i?: unknown }
+      return typeof t === 'string' && t !== '' && finite(l) && l > 0 && finite(i) ? { accessToken: t, lifetimeMs: l, issuedAt: i } : undefined
     } catch {
       return undefined
     }
   }
+}
+
+function finite (value: unknown): value is number {
+  return typeof value === 'number' && Number.isFinite(value)
 }

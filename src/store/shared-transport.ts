@@ -1,27 +1,42 @@
 import { randomUUID } from 'node:crypto'
 import { UPSTREAM_BOUNDS } from '../engine/schedule.js'
-import { systemClock, type Clock, type FetchedToken, type TokenTransport } from '../engine/types.js'
+import { jwtExp } from '../engine/static-token.js'
+import { systemClock, systemTimers, type Clock, type FetchedToken, type Timers, type TokenTransport } from '../engine/types.js'
 import type { EntryCipher, StoredToken } from './entry-cipher.js'
+import { STORE_BOUNDS, type StoreObserver, type TokenStore } from './types.js'
 
-/** One entry of the shared store and its lock, as the transport needs them; every call is bounded and may throw. */
-export interface TokenStore {
-  /** The entry's key, bound into its encryption. */
-  readonly key: string
-  get(): Promise<string | null>
-  /** Writes the entry with the token's own expiry. */
-  set(value: string, ttlMs: number): Promise<void>
-  /** SET NX PX: true when this owner now holds the lock. */
-  lock(owner: string, ttlMs: number): Promise<boolean>
-  /** Releases the lock only if this owner still holds it. */
-  unlock(owner: string): Promise<void>
+/**
+ * The lock and the wait for a peer. A lock outlives one upstream request by
+ * `ttlMarginMs` (its write); a waiter looks at the store until the lock a peer
+ * held when it started must have expired, trying to take it at every look;
+ * store calls end `storeMarginMs` after that, and then the sidecar fetches alone.
+ */
+export const LOCK_POLICY = Object.freeze({
+  ttlMarginMs: 1000,
+  storeMarginMs: 1000,
+  /** First wait between looks at the store while a peer fetches; it doubles up to maxPollMs. */
+  firstPollMs: 50,
+  maxPollMs: 1000,
+  /**
+   * An adopted JWT is served no longer than its `exp` by the local clock plus
+   * this: a local clock a little ahead of the issuer's still adopts; the
+   * store's PTTL and the issued lifetime bound the rest.
+   */
+  jwtExpAllowanceMs: 30_000
+})
+
+/** How long the lock is held: one upstream request and its write. */
+export function lockTtlMs (upstreamTimeoutMs: number): number {
+  return upstreamTimeoutMs + LOCK_POLICY.ttlMarginMs
 }
 
-export type StoreReadResult = 'hit' | 'miss' | 'stale' | 'undecryptable' | 'error'
-
-/** Told about the store's part in every token fetch (metrics). */
-export interface StoreObserver {
-  read(result: StoreReadResult): void
-  lockWait(result: 'adopted' | 'timed_out'): void
+/**
+ * The longest a fetch through the store takes: the store phase (the lock's
+ * lifetime and the store calls around it), then one upstream request alone.
+ * A GET /token that finds no token waits at most this.
+ */
+export function sharedFetchBoundMs (upstreamTimeoutMs: number): number {
+  return lockTtlMs(upstreamTimeoutMs) + LOCK_POLICY.storeMarginMs + upstreamTimeoutMs
 }
 
 export interface SharedTransportOptions {
@@ -31,61 +46,54 @@ export interface SharedTransportOptions {
   cipher: EntryCipher
   /** An entry is adopted only with more than this left (TOOLBRIDGE_REFRESH_BUFFER_SECONDS). */
   refreshBufferMs: number
-  /** How long to wait for a peer that holds the lock: the upstream timeout. */
-  lockWaitMs: number
+  /** The upstream request's bound (TOOLBRIDGE_AUTH0_TIMEOUT_SECONDS): the lock's life follows it. */
+  upstreamTimeoutMs: number
   observer: StoreObserver
   /** Told when a store call fails, so the failure is logged (at most once a minute) and shown on /healthz. */
   onStoreError: (err: unknown) => void
   clock?: Clock
-  sleep?: (ms: number, signal: AbortSignal) => Promise<void>
+  timers?: Timers
 }
 
-/** First wait between looks at the store while a peer fetches; it doubles up to a second. */
-const FIRST_POLL_MS = 50
-const MAX_POLL_MS = 1000
+type Look = { token: StoredToken, leftMs: number, failed: false } | { token?: undefined, failed: boolean }
+type Call<T> = { ok: true, value: T } | { ok: false }
 
-function sleep (ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const timer = setTimeout(done, ms)
-    function done (): void {
-      clearTimeout(timer)
-      signal.removeEventListener('abort', done)
-      resolve()
-    }
-    signal.addEventListener('abort', done, { once: true })
-  })
-}
+const CUT_OFF = Symbol('cut off')
 
 /**
  * A token transport that asks the fleet's shared store before the token
  * endpoint: a peer's valid token is adopted; otherwise one sidecar wins the
  * lock and fetches while the others wait for its entry. The store is an
- * optimisation: any store failure falls back to fetching directly. The engine
- * above is unchanged and never sees the store; GET /token never reaches it.
+ * optimisation: any store failure falls back to fetching directly. No peer's
+ * wall clock is trusted: an adopted token's lifetime comes from the store's
+ * own clock (PTTL, and the store-clock issue time in the entry), capped by
+ * the issued lifetime and a JWT's exp.
  */
 export class SharedTokenTransport implements TokenTransport {
   readonly #upstream: TokenTransport
   readonly #store: TokenStore
   #cipher: EntryCipher
   readonly #bufferMs: number
-  readonly #lockWaitMs: number
+  readonly #upstreamTimeoutMs: number
   readonly #observer: StoreObserver
   readonly #onStoreError: (err: unknown) => void
   readonly #clock: Clock
-  readonly #sleep: (ms: number, signal: AbortSignal) => Promise<void>
-  /** The token this transport handed out last: the one the engine holds, never "new" when read back. */
-  #last: string | undefined
+  readonly #timers: Timers
+  /** The token this transport handed out last, and its store-clock issue time when known: only newer entries are adopted. */
+  #held: { accessToken: string, issuedAt: number | undefined } | undefined
+  /** The store's clock at the latest read, and the monotonic time of that read. */
+  #storeTime: { storeNow: number, at: number } | undefined
 
   constructor (opts: SharedTransportOptions) {
     this.#upstream = opts.upstream
     this.#store = opts.store
     this.#cipher = opts.cipher
     this.#bufferMs = opts.refreshBufferMs
-    this.#lockWaitMs = opts.lockWaitMs
+    this.#upstreamTimeoutMs = opts.upstreamTimeoutMs
     this.#observer = opts.observer
     this.#onStoreError = opts.onStoreError
     this.#clock = opts.clock ?? systemClock
-    this.#sleep = opts.sleep ?? sleep
+    this.#timers = opts.timers ?? systemTimers
   }
 
   /** After a credential rotation: entries sealed under the old key no longer open. */
@@ -94,103 +102,191 @@ export class SharedTokenTransport implements TokenTransport {
   }
 
   async fetchToken (signal: AbortSignal): Promise<FetchedToken> {
-    const first = await this.#read()
-    if (first.token !== undefined) return this.#adopt(first.token)
-    if (first.failed) return this.#fetch(signal, false)
+    const start = this.#clock.monotonic()
+    const lockTtl = lockTtlMs(this.#upstreamTimeoutMs)
+    const waitEnd = start + lockTtl
+    const phaseEnd = waitEnd + LOCK_POLICY.storeMarginMs
+    const first = await this.#look(signal, phaseEnd)
+    if (first.token !== undefined) return this.#adopt(first)
+    if (first.failed) return this.#fetch(signal)
 
-    const owner = randomUUID()
-    let locked: boolean
-    try {
-      // Held at most as long as one upstream request can take, so a crashed owner never blocks the fleet for long.
-      locked = await this.#store.lock(owner, this.#lockWaitMs + 1000)
-    } catch (err) {
-      this.#onStoreError(err)
-      return this.#fetch(signal, false)
-    }
-    if (locked) {
-      try {
-        // A peer may have written between our read and our lock.
-        const again = await this.#read()
-        if (again.token !== undefined) return this.#adopt(again.token)
-        return await this.#fetch(signal, !again.failed)
-      } finally {
-        await this.#store.unlock(owner).catch((err: unknown) => this.#onStoreError(err))
+    let delay: number = LOCK_POLICY.firstPollMs
+    let waited = false
+    for (;;) {
+      const owner = randomUUID()
+      const locked = await this.#call(() => this.#store.lock(owner, lockTtl), signal, phaseEnd)
+      if (!locked.ok) return this.#fetch(signal)
+      if (locked.value) {
+        // A peer may have written between our look and our lock.
+        const again = await this.#look(signal, phaseEnd)
+        if (again.token !== undefined) {
+          this.#release(owner)
+          if (waited) this.#observer.lockWait('adopted')
+          return this.#adopt(again)
+        }
+        if (waited) this.#observer.lockWait('timed_out')
+        if (!again.failed) return this.#fetch(signal, owner)
+        this.#release(owner)
+        return this.#fetch(signal)
       }
+      waited = true
+      // The lock a peer held when we started has expired by now, and we could not take it: fetch alone.
+      if (this.#clock.monotonic() >= waitEnd) break
+      await this.#sleep(Math.min(delay, waitEnd - this.#clock.monotonic()), signal)
+      delay = Math.min(delay * 2, LOCK_POLICY.maxPollMs)
+      const seen = await this.#look(signal, phaseEnd)
+      if (seen.token !== undefined) {
+        this.#observer.lockWait('adopted')
+        return this.#adopt(seen)
+      }
+      if (seen.failed) return this.#fetch(signal)
     }
-    return this.#awaitPeer(signal)
+    this.#observer.lockWait('timed_out')
+    return this.#fetch(signal, null)
   }
 
   async close (): Promise<void> {
     await this.#upstream.close?.()
   }
 
-  /** A peer holds the lock and is fetching: look for its entry, backing off, until the upstream timeout. */
-  async #awaitPeer (signal: AbortSignal): Promise<FetchedToken> {
-    const deadline = this.#clock.monotonic() + this.#lockWaitMs
-    let delay = FIRST_POLL_MS
-    while (!signal.aborted && this.#clock.monotonic() < deadline) {
-      await this.#sleep(Math.min(delay, Math.max(0, deadline - this.#clock.monotonic())), signal)
-      delay = Math.min(delay * 2, MAX_POLL_MS)
-      const seen = await this.#read()
-      if (seen.token !== undefined) {
-        this.#observer.lockWait('adopted')
-        return this.#adopt(seen.token)
-      }
-      if (seen.failed) return this.#fetch(signal, false)
-    }
-    // Shutting down: the engine drops the answer anyway.
+  /**
+   * One store call, cut short by shutdown (the abort rejects at once, even
+   * while the store waits for its first connection) and by the end of the
+   * store phase, so the wait for a token keeps its bound.
+   */
+  async #call<T> (run: () => Promise<T>, signal: AbortSignal, endAt: number): Promise<Call<T>> {
     signal.throwIfAborted()
-    this.#observer.lockWait('timed_out')
-    return this.#fetch(signal, true)
+    let timer: unknown
+    let onAbort: (() => void) | undefined
+    const call = run()
+    try {
+      const value = await Promise.race([
+        call,
+        new Promise<typeof CUT_OFF>((resolve, reject) => {
+          timer = this.#timers.setTimeout(() => resolve(CUT_OFF), Math.max(0, endAt - this.#clock.monotonic()))
+          onAbort = () => reject(signal.reason)
+          signal.addEventListener('abort', onAbort, { once: true })
+        })
+      ])
+      if (value === CUT_OFF) throw new Error('token store too slow: gave up waiting for it')
+      return { ok: true, value }
+    } catch (err) {
+      signal.throwIfAborted()
+      call.catch(() => {})
+      this.#onStoreError(err)
+      return { ok: false }
+    } finally {
+      this.#timers.clearTimeout(timer)
+      signal.removeEventListener('abort', onAbort!)
+    }
   }
 
-  /** The entry when it is one to adopt: decrypts, is not the token we hold, and has more than the refresh buffer left. */
-  async #read (): Promise<{ token?: StoredToken, failed: boolean }> {
-    let text: string | null
-    try {
-      text = await this.#store.get()
-    } catch (err) {
-      this.#onStoreError(err)
+  /**
+   * The entry when it is one to adopt: bounded in size, decrypts, newer than
+   * the token held, and has more than the refresh buffer (+ 5 s) left by the
+   * smallest of its PTTL, its issued lifetime from its store-clock issue time,
+   * and a JWT's exp by the local clock.
+   */
+  async #look (signal: AbortSignal, endAt: number): Promise<Look> {
+    const read = await this.#call(() => this.#store.read(), signal, endAt)
+    if (!read.ok) {
       this.#observer.read('error')
       return { failed: true }
     }
-    if (text === null) {
+    const { storeNow, entry } = read.value
+    this.#storeTime = { storeNow, at: this.#clock.monotonic() }
+    if (entry === undefined) {
       this.#observer.read('miss')
       return { failed: false }
     }
-    const token = this.#cipher.open(text, this.#store.key)
+    if (entry.size > STORE_BOUNDS.maxEntryBytes) {
+      this.#observer.read('oversized')
+      return { failed: false }
+    }
+    const token = entry.size < 0 ? undefined : this.#cipher.open(entry.head, this.#store.key)
     if (token === undefined) {
       this.#observer.read('undecryptable')
       return { failed: false }
     }
-    const minLeftMs = this.#bufferMs + UPSTREAM_BOUNDS.minExpiresInSeconds * 1000
-    if (token.accessToken === this.#last || token.expiresAt - this.#clock.now() <= minLeftMs) {
+    const leftMs = Math.min(
+      entry.ttlMs < 0 ? Infinity : entry.ttlMs,
+      token.lifetimeMs,
+      token.issuedAt + token.lifetimeMs - storeNow,
+      this.#jwtLeftMs(token.accessToken)
+    )
+    const held = this.#held
+    const older = held !== undefined && (token.accessToken === held.accessToken || (held.issuedAt !== undefined && token.issuedAt <= held.issuedAt))
+    if (older || leftMs <= this.#bufferMs + UPSTREAM_BOUNDS.minExpiresInSeconds * 1000) {
       this.#observer.read('stale')
       return { failed: false }
     }
     this.#observer.read('hit')
-    return { token, failed: false }
+    return { token, leftMs, failed: false }
   }
 
-  #adopt (token: StoredToken): FetchedToken {
-    this.#last = token.accessToken
-    return { accessToken: token.accessToken, expiresInSeconds: Math.floor((token.expiresAt - this.#clock.now()) / 1000), source: 'store' }
+  #jwtLeftMs (accessToken: string): number {
+    const exp = jwtExp(accessToken)
+    return exp === undefined ? Infinity : exp * 1000 - this.#clock.now() + LOCK_POLICY.jwtExpAllowanceMs
   }
 
-  async #fetch (signal: AbortSignal, write: boolean): Promise<FetchedToken> {
-    // Expiry counts from when we asked, as the engine counts it.
-    const askedAt = this.#clock.now()
-    const fetched = await this.#upstream.fetchToken(signal)
-    this.#last = fetched.accessToken
-    if (write) {
-      const expiresAt = askedAt + fetched.expiresInSeconds * 1000
-      const ttlMs = expiresAt - this.#clock.now()
-      try {
-        await this.#store.set(this.#cipher.seal({ accessToken: fetched.accessToken, expiresAt }, this.#store.key), Math.max(1, Math.floor(ttlMs)))
-      } catch (err) {
-        this.#onStoreError(err)
-      }
+  #adopt (look: { token: StoredToken, leftMs: number }): FetchedToken {
+    this.#held = { accessToken: look.token.accessToken, issuedAt: look.token.issuedAt }
+    return { accessToken: look.token.accessToken, expiresInSeconds: Math.floor(look.leftMs / 1000), source: 'store' }
+  }
+
+  /** The store's clock now, estimated from the latest read and monotonic time since. */
+  #storeNow (): number | undefined {
+    const seen = this.#storeTime
+    return seen === undefined ? undefined : seen.storeNow + (this.#clock.monotonic() - seen.at)
+  }
+
+  /**
+   * Fetches from the token endpoint. `owner`: we hold the lock, so write the
+   * entry and then release it; null: write without the lock (a wait that
+   * timed out still shares what it fetched); undefined: the store failed, leave it.
+   * The write runs after the token is handed to the engine: no wait for it.
+   */
+  async #fetch (signal: AbortSignal, owner?: string | null): Promise<FetchedToken> {
+    // Expiry counts from when we asked, as the engine counts it, by the store's clock.
+    const askedAt = this.#clock.monotonic()
+    const issuedAt = this.#storeNow()
+    let fetched: FetchedToken
+    try {
+      fetched = await this.#upstream.fetchToken(signal)
+    } catch (err) {
+      if (typeof owner === 'string') this.#release(owner)
+      throw err
     }
+    this.#held = { accessToken: fetched.accessToken, issuedAt }
+    if (owner !== undefined) void this.#write(fetched, askedAt, issuedAt, owner)
     return fetched
+  }
+
+  async #write (fetched: FetchedToken, askedAt: number, issuedAt: number | undefined, owner: string | null): Promise<void> {
+    const lifetimeMs = fetched.expiresInSeconds * 1000
+    const ttlMs = Math.floor(lifetimeMs - (this.#clock.monotonic() - askedAt))
+    if (issuedAt !== undefined && ttlMs >= 1) {
+      const value = this.#cipher.seal({ accessToken: fetched.accessToken, lifetimeMs, issuedAt }, this.#store.key)
+      await this.#store.set(value, ttlMs).catch((err: unknown) => this.#onStoreError(err))
+    }
+    if (owner !== null) this.#release(owner)
+  }
+
+  #release (owner: string): void {
+    this.#store.unlock(owner).catch((err: unknown) => this.#onStoreError(err))
+  }
+
+  #sleep (ms: number, signal: AbortSignal): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const abort = (): void => {
+        this.#timers.clearTimeout(timer)
+        reject(signal.reason)
+      }
+      const timer = this.#timers.setTimeout(() => {
+        signal.removeEventListener('abort', abort)
+        resolve()
+      }, ms)
+      signal.addEventListener('abort', abort, { once: true })
+    })
   }
 }

@@ -47,7 +47,7 @@ t.test('planted and corrupt entries are ignored and counted, never served', asyn
   await stopAll([writer!])
 
   registerSecret('planted-token-value')
-  const planted = new EntryCipher(Buffer.from('an-attacker-without-the-client-secret')).seal({ accessToken: 'planted-token-value', expiresAt: Date.now() + 3_600_000 }, key)
+  const planted = new EntryCipher(Buffer.from('an-attacker-without-the-client-secret')).seal({ accessToken: 'planted-token-value', lifetimeMs: 3_600_000, issuedAt: Date.now() }, key)
   for (const [name, value] of [['another key', planted], ['corrupt', 'v1.Zm9vYmFyYmF6cXV4cXV1eHF1dXhxdXV4cXV1eA'], ['garbage', '\u0000\u00ff not an entry']]) {
     await client.set(key, value, 'PX', 3_600_000)
     const before = auth0.tokenRequests()

@@ -79,7 +79,7 @@ t.test('store health and failures: not yet connected, errors without a message, 
   t.match(store.health(), { reason: 'unknown error' })
   t.equal(logger.events('token_store_unavailable').length, 1, 'logged at most once a minute')
   const entry = store.entry({ tokenUrl: 'https://t.example/oauth/token', clientId: 'c', audience: 'a', organization: undefined, scope: undefined })
-  await t.rejects(entry.get(), /not connected/, 'a call fails within the bound instead of queueing')
+  await t.rejects(entry.read(), /not connected/, 'a call fails within the bound instead of queueing')
   await store.close()
   store.failed(new Error('after close'))
   t.notMatch(store.health().reason, 'after close', 'ignored once closed')
