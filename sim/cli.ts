@@ -9,10 +9,12 @@ const USAGE = `usage: npm run sim -- [--seed S] [--days D] [--hosts H] [--mutant
   --hosts H    sidecars in the fleet (default 3)
   --mutant M   put back a fault the simulator must catch: ${Object.keys(MUTANTS).join(', ')}
   --limit N    without --seed: stop after N runs (default 1000)
-  --quiet      one line per run only`
+  --quiet      one line per run only
+  --trace      print every event and every log line of every host
+  --without K  leave out events of kind K (repeatable), e.g. to hunt past a known fault`
 
 function replay (result: SimResult): string {
-  return `npm run sim -- --seed ${result.seed} --days ${result.days} --hosts ${result.hosts}${result.mutant === undefined ? '' : ` --mutant ${result.mutant}`}`
+  return `npm run sim -- --seed ${result.seed} --days ${result.days} --hosts ${result.hosts}${result.mutant === undefined ? '' : ` --mutant ${result.mutant}`}${result.without.map((k) => ` --without ${k}`).join('')}`
 }
 
 function report (result: SimResult, ms: number): void {
@@ -33,6 +35,8 @@ async function main (): Promise<number> {
       mutant: { type: 'string' },
       limit: { type: 'string', default: '1000' },
       quiet: { type: 'boolean', default: false },
+      trace: { type: 'boolean', default: false },
+      without: { type: 'string', multiple: true, default: [] },
       help: { type: 'boolean', default: false }
     }
   })
@@ -65,7 +69,7 @@ async function main (): Promise<number> {
     // A new seed is drawn outside any run; the run itself is a function of its seed.
     const seed = seeds?.[i] ?? randomInt(0, 2 ** 32 - 1)
     const started = performance.now()
-    const result = await runSim({ seed, days, hosts, mutant })
+    const result = await runSim({ seed, days, hosts, mutant, trace: values.trace, without: values.without })
     if (!values.quiet || result.violation !== undefined) report(result, performance.now() - started)
     if (result.violation !== undefined) return 1
   }

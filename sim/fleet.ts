@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto'
 import { MIN_REMAINING_MS } from '../src/engine/token-manager.js'
 import { BACKOFF_POLICY, FORCED_REFRESH_POLICY, REFRESH_POLICY, UPSTREAM_BOUNDS } from '../src/engine/schedule.js'
-import type { RefreshAttempt, ServedToken } from '../src/engine/types.js'
+import type { RefreshAttempt, ServedToken, TokenSource } from '../src/engine/types.js'
 import { EntryCipher } from '../src/store/entry-cipher.js'
 import { sharedFetchBoundMs } from '../src/store/shared-transport.js'
 import { Host, type Wiring, type WiringContext } from './host.js'
@@ -18,6 +18,10 @@ export interface SimOptions {
   mutant?: MutantName | undefined
   /** Events kept for the report of a violation. */
   keepEvents?: number
+  /** Prints every event and every log line as it happens (debugging a seed). */
+  trace?: boolean
+  /** Event kinds left out of the schedule (a hunt that sets a known fault aside); the draws stay the same. */
+  without?: readonly string[]
 }
 
 export interface Violation {
@@ -43,6 +47,7 @@ export interface SimResult {
   days: number
   hosts: number
   mutant: MutantName | undefined
+  without: readonly string[]
   violation: Violation | undefined
   /** SHA-256 of the event log: the same seed gives the same hash. */
   hash: string
@@ -87,6 +92,8 @@ interface ManagerState {
   /** Requests of the attempt in flight. */
   pending: UpstreamRequest[]
   holdUntil: number
+  /** The same hold on the host's monotonic clock, which does not count a suspend. */
+  holdUntilMono: number
   lastForcedAt: number
   lastJumpAt: number
   rotating: boolean
@@ -121,6 +128,7 @@ export async function runSim (opts: SimOptions): Promise<SimResult> {
   function note (kind: string, detail = ''): void {
     const line = `${(sched.now / 1000).toFixed(3)} ${kind}${detail === '' ? '' : ' ' + detail}`
     hash.update(line + '\n')
+    if (opts.trace === true) console.log(line)
     lastEvents.push(line)
     if (lastEvents.length > keep) lastEvents.shift()
   }
@@ -141,7 +149,7 @@ export async function runSim (opts: SimOptions): Promise<SimResult> {
     const key = managerKey(host, instance, audience)
     let state = managers.get(key)
     if (state === undefined) {
-      state = { pending: [], holdUntil: -Infinity, lastForcedAt: -Infinity, lastJumpAt: -Infinity, rotating: false }
+      state = { pending: [], holdUntil: -Infinity, holdUntilMono: -Infinity, lastForcedAt: -Infinity, lastJumpAt: -Infinity, rotating: false }
       managers.set(key, state)
     }
     return state
@@ -151,7 +159,7 @@ export async function runSim (opts: SimOptions): Promise<SimResult> {
   let activeFaults = 0
   let calmFrom = 0
   let faultEpoch = 0
-  function beginFault (kind: string, detail = ''): () => void {
+  function beginFault (kind: string, detail = ''): (settleMs?: number) => void {
     activeFaults++
     faultEpoch++
     stats.faults[kind] = (stats.faults[kind] ?? 0) + 1
@@ -174,11 +182,16 @@ export async function runSim (opts: SimOptions): Promise<SimResult> {
     const issued = endpoint.tokens.get(token.accessToken)
     if (issued === undefined) return violate(1, `host ${host.id} served a token the endpoint never issued (${how})`)
     if (issued.audience !== audience) return violate(1, `host ${host.id} served token#${issued.id} of ${issued.audience} for ${audience}`)
-    const leftMs = issued.expiresAt - sched.now
-    // The host measures time on its own clocks: it cannot do better than their drift over the token's age.
+    // Never expired: the API accepts a token while now < exp (whole seconds, so up to 1 s before issue + expires_in).
+    if (sched.now >= issued.expiresAt) {
+      return violate(1, `host ${host.id} served token#${issued.id} (${how}) ${Math.round(sched.now - issued.expiresAt)} ms after its exp`)
+    }
+    // The margin: at least 1 s of what the endpoint granted (issue + expires_in) left. The host measures
+    // time on its own monotonic clock: it cannot do better than that clock's drift over the token's age.
+    const leftMs = issued.issuedAt + issued.lifetimeS * 1000 - sched.now
     const slackMs = Math.abs(host.clock.rate - 1) * (sched.now - issued.issuedAt) + 2
     if (leftMs < MIN_REMAINING_MS - slackMs) {
-      violate(1, `host ${host.id} served token#${issued.id} (${how}) with ${Math.round(leftMs)} ms left by true time (at least ${MIN_REMAINING_MS} ms promised; host clock offset ${Math.round(host.clock.now() - EPOCH_MS - sched.now)} ms)`)
+      violate(1, `host ${host.id} served token#${issued.id} (${how}) with ${Math.round(leftMs)} ms of its granted lifetime left (at least ${MIN_REMAINING_MS} ms promised; host wall clock off by ${Math.round(host.clock.now() - EPOCH_MS - sched.now)} ms)`)
     }
   }
 
@@ -187,11 +200,12 @@ export async function runSim (opts: SimOptions): Promise<SimResult> {
   function logged (hostId: number, instance: number, text: string): void {
     for (const line of text.split('\n')) {
       if (line === '') continue
+      if (opts.trace === true) console.log(`${(sched.now / 1000).toFixed(3)} log ${line}`)
       if (line.includes(TOKEN_MARK) || line.includes('sim-client-secret') || jwtLike.test(line)) {
         violate(5, `host ${hostId} logged a secret: ${line.replace(/SIMSIG\w+/g, 'SIMSIG…').slice(0, 200)}`)
         return
       }
-      if (line.includes('"clock_jump"')) {
+      if (line.includes('"event":"clock_jump"')) {
         const parsed = JSON.parse(line) as Record<string, unknown>
         note('clock_jump', `host ${hostId} ${String(parsed.direction)} ${String(parsed.step_ms)} ms ${String(parsed.action)}`)
         hooks.clockJump?.(hosts[hostId]!, instance, String(parsed.audience), parsed)
@@ -269,6 +283,7 @@ export async function runSim (opts: SimOptions): Promise<SimResult> {
     for (const request of requests) {
       if (request.retryAfterMs !== undefined && request.answeredAt !== undefined) {
         state.holdUntil = Math.max(state.holdUntil, request.answeredAt + request.retryAfterMs / ctx.host.clock.rate - 1)
+        state.holdUntilMono = Math.max(state.holdUntilMono, ctx.host.clock.monotonic() + request.retryAfterMs)
       }
     }
     const first = requests[0]
@@ -315,13 +330,15 @@ export async function runSim (opts: SimOptions): Promise<SimResult> {
   // Promise 4: once every fault has cleared, each running host serves every audience within the bound.
   function probeRecovery (): void {
     const epoch = faultEpoch
+    const clearedAt = sched.now
     for (const host of hosts) {
       const due = (): number => {
-        let from = sched.now
+        let from = clearedAt
         const proc = host.process
         if (proc !== undefined) {
           from = Math.max(from, proc.startedAt)
-          for (const audience of audiences) from = Math.max(from, stateOf(host.id, proc.instance, audience).holdUntil)
+          // A hold runs on the host's monotonic clock: a suspend in between makes it end later in true time.
+          for (const audience of audiences) from = Math.max(from, sched.now + (stateOf(host.id, proc.instance, audience).holdUntilMono - host.clock.monotonic()) / host.clock.rate)
         }
         return from + recoveryMs
       }
@@ -329,13 +346,14 @@ export async function runSim (opts: SimOptions): Promise<SimResult> {
         if (faultEpoch !== epoch) return
         const proc = host.process
         if (proc === undefined || host.clock.suspended) return
-        if (sched.now - proc.startedAt < recoveryMs) {
-          sched.at(proc.startedAt + recoveryMs, probe)
+        const at = due()
+        if (at > sched.now + 1) {
+          sched.at(at, probe)
           return
         }
         for (const audience of audiences) {
           const serving = proc.sources.get(audience)!.serving()
-          if (serving === undefined) return violate(4, `host ${host.id} has no valid token for ${audience} ${Math.round(recoveryMs / 1000)} s after the faults cleared`)
+          if (serving === undefined) return violate(4, `host ${host.id} has no valid token for ${audience} ${Math.round((sched.now - clearedAt) / 1000)} s after the faults cleared (bound ${Math.round(recoveryMs / 1000)} s after the later of that, its start and its Retry-After)`)
           served(host, audience, serving.token, 'recovery probe')
         }
       }
@@ -349,48 +367,47 @@ export async function runSim (opts: SimOptions): Promise<SimResult> {
     const issued = endpoint.tokens.get(token)
     return issued !== undefined && issued.expiresAt > sched.now && issued.issuedAt >= revokedBefore
   }
-  async function clientCall (host: Host, audience: string): Promise<void> {
+  /** One GET /token, then the API; synchronous while a token is in hand and accepted (the common case). */
+  function clientCall (host: Host, audience: string): void {
     const proc = host.process
     if (proc === undefined || host.clock.suspended) return
     const source = proc.sources.get(audience)!
-    let token = source.serving()?.token
+    const token = source.serving()?.token
     if (token === undefined) {
       sched.dirty = true
-      try {
-        token = await source.token()
-      } catch {
-        return
-      }
-      if (!proc.alive) return
+      source.token().then((waited) => {
+        if (proc.alive) present(host, proc.alive, source, audience, waited, 'GET /token (waited)')
+      }, () => {})
+      return
     }
-    served(host, audience, token, 'GET /token')
-    if (accepts(token.accessToken)) return
+    present(host, proc.alive, source, audience, token, 'GET /token')
+  }
+  function present (host: Host, alive: boolean, source: TokenSource, audience: string, token: ServedToken, how: string): void {
+    served(host, audience, token, how)
+    if (!alive || accepts(token.accessToken)) return
     note('api_rejected', `host ${host.id} token#${endpoint.tokens.get(token.accessToken)?.id ?? '?'}`)
     sched.dirty = true
     const sha = createHash('sha256').update(token.accessToken).digest('hex')
-    let fresh: ServedToken
-    try {
-      fresh = await source.forceRefresh(sha)
-    } catch {
-      return
-    }
-    if (!proc.alive) return
-    served(host, audience, fresh, 'POST /token/refresh')
+    const proc = host.process
+    source.forceRefresh(sha).then((fresh) => {
+      if (proc?.alive === true) served(host, audience, fresh, 'POST /token/refresh')
+    }, () => {})
   }
   const clientRng = root.fork('clients')
   function clientLoop (host: Host, audience: string): void {
     sched.after(clientRng.exp(clientMeanMs), () => {
-      void clientCall(host, audience).catch(rethrowLater)
+      clientCall(host, audience)
       clientLoop(host, audience)
     })
   }
-  let pendingError: unknown
-  const rethrowLater = (err: unknown): void => { pendingError ??= err }
 
   // The fault and restart schedule, drawn from the seed.
   const endMs = opts.days * DAY_MS
   function restart (host: Host, crash: boolean, downMs: number): void {
     note(crash ? 'crash' : 'restart', `host ${host.id} for ${Math.round(downMs)} ms`)
+    const proc = host.process
+    // A fetch the stop or crash cut short was never shared: the fleet may fetch once more for it (promise 2's exception).
+    if (proc !== undefined) for (const audience of audiences) for (const request of stateOf(host.id, proc.instance, audience).pending) crashedRequests.add(request)
     if (crash) host.crash()
     else host.stop()
     sched.after(downMs, () => {
@@ -408,11 +425,11 @@ export async function runSim (opts: SimOptions): Promise<SimResult> {
     }
   }
   const upstreamFaults: UpstreamFault[] = ['rate_limited', 'server_error', 'hang', 'refuse', 'lie', 'slow']
-  const kinds = [
+  const kinds: ReadonlyArray<readonly [string, number]> = [
     ['restart_one', 6], ['rolling_restart', 3], ['restart_all', 2], ['crash_one', 3], ['crash_lock_holder', 2],
     ['upstream', 8], ['store', 4], ['store_flush', 1], ['store_plant', 2], ['clock_step', 3], ['clock_flap', 1],
     ['suspend', 2], ['rotation', 1], ['revoke', 2]
-  ] as const
+  ]
   const totalWeight = kinds.reduce((sum, [, w]) => sum + w, 0)
   function drawKind (): string {
     let x = eventRng.next() * totalWeight
@@ -420,7 +437,7 @@ export async function runSim (opts: SimOptions): Promise<SimResult> {
       x -= weight
       if (x < 0) return kind
     }
-    return kinds[0][0]
+    return kinds[0]![0]
   }
   const faultDuration = (): number => Math.min(eventRng.exp(20 * 60_000), 3 * HOUR_MS)
 
@@ -535,7 +552,7 @@ export async function runSim (opts: SimOptions): Promise<SimResult> {
         const end = beginFault('revoke', `${Math.round(ms / 1000)} s`)
         revokedBefore = sched.now
         // Every client at once meets a rejection: a burst of forced refreshes.
-        for (const h of hosts) for (const audience of audiences) sched.after(eventRng.range(0, 2000), () => { void clientCall(h, audience).catch(rethrowLater) })
+        for (const h of hosts) for (const audience of audiences) sched.after(eventRng.range(0, 2000), () => clientCall(h, audience))
         sched.after(ms, () => {
           revokedBefore = -Infinity
           end(lifetimeMs)
@@ -559,13 +576,15 @@ export async function runSim (opts: SimOptions): Promise<SimResult> {
           const seen = store.peek(storeKey(audience))
           if (seen !== undefined && seen.value.length < 4096) replayable.set(storeKey(audience), seen.value)
         }
-        runEvent(drawKind())
+        const kind = drawKind()
+        if (opts.without?.includes(kind) === true) return
+        runEvent(kind)
       })
     }
   }
 
   note('config', JSON.stringify(config))
-  if (eventRng.chance(0.3)) armLockTrap()
+  if (eventRng.chance(0.3) && opts.without?.includes('crash_lock_holder') !== true) armLockTrap()
   for (const host of hosts) {
     host.start()
     for (const audience of audiences) clientLoop(host, audience)
@@ -578,9 +597,8 @@ export async function runSim (opts: SimOptions): Promise<SimResult> {
       sched.dirty = false
       await drain()
     }
-    if (pendingError !== undefined) throw pendingError
   }
   for (const host of hosts) host.crash()
   stats.tokensIssued = endpoint.tokens.size
-  return { seed: opts.seed, days: opts.days, hosts: opts.hosts, mutant: opts.mutant, violation, hash: hash.digest('hex'), lastEvents, stats, config }
+  return { seed: opts.seed, days: opts.days, hosts: opts.hosts, mutant: opts.mutant, without: opts.without ?? [], violation, hash: hash.digest('hex'), lastEvents, stats, config }
 }

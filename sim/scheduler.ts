@@ -107,22 +107,23 @@ interface HostTimer {
  * How many periods a repeating timer may skip while its host's clocks are
  * left alone. The engine's only interval compares the two clocks every
  * second; with nothing stepping them a tick can only see drift (at most
- * 100 ppm here: 6 ms a minute), so ticks are delivered once a minute, and at
+ * 50 ppm here: 15 ms in five minutes), so ticks are delivered every five minutes, and at
  * the next period after any step, suspend or resume. A busy event loop in a
  * real process delays interval ticks the same way.
  */
-export const INTERVAL_COALESCE = 60
+export const INTERVAL_COALESCE = 300
 
 /**
  * One host's wall and monotonic clocks and its timers, driven by the
  * scheduler. Monotonic time runs at `rate` (1 + drift) and stops while the
- * host is suspended; wall time is monotonic time plus an offset that steps
- * (NTP, an operator) and catches up with true time on resume. Timers run on
- * monotonic time, as Node's do.
+ * host is suspended. Wall time is true time plus an offset (NTP keeps its
+ * rate right) that steps forward or back. Timers run on monotonic time, as
+ * Node's do.
  */
 export class HostClock implements Clock, Timers {
   readonly #sched: Scheduler
   readonly rate: number
+  readonly #epochMs: number
   #monoAnchor: number
   #trueAnchor: number
   #wallOffset: number
@@ -135,7 +136,8 @@ export class HostClock implements Clock, Timers {
     this.rate = 1 + opts.driftPpm / 1e6
     this.#monoAnchor = opts.monoStart
     this.#trueAnchor = sched.now
-    this.#wallOffset = opts.epochMs + sched.now + opts.offsetMs - opts.monoStart
+    this.#epochMs = opts.epochMs
+    this.#wallOffset = opts.offsetMs
   }
 
   monotonic (): number {
@@ -144,7 +146,7 @@ export class HostClock implements Clock, Timers {
   }
 
   now (): number {
-    return this.monotonic() + this.#wallOffset
+    return this.#epochMs + this.#sched.now + this.#wallOffset
   }
 
   get suspended (): boolean {
@@ -168,13 +170,11 @@ export class HostClock implements Clock, Timers {
     }
   }
 
-  /** Monotonic time goes on where it stopped; the wall clock is back on true time (plus its offset). */
+  /** Monotonic time goes on where it stopped; the wall clock has gone on all along. */
   resume (): void {
-    const since = this.#suspendedAt
-    if (since === undefined) return
+    if (this.#suspendedAt === undefined) return
     this.#suspendedAt = undefined
     this.#trueAnchor = this.#sched.now
-    this.#wallOffset += (this.#sched.now - since) * this.rate
     for (const timer of this.#timers.values()) this.#arm(timer)
     this.#disturbed()
   }
@@ -232,6 +232,9 @@ export class HostClock implements Clock, Timers {
     if (timer === undefined) return
     timer.event = undefined
     if (timer.period === undefined) {
+      // A one-shot's callback may settle promises: the run drains them before the next event. (The
+      // engine's only interval, the clock check, runs synchronously; a refresh it starts marks the run itself.)
+      this.#sched.dirty = true
       this.#timers.delete(id)
     } else {
       timer.due += timer.period * INTERVAL_COALESCE
