@@ -14,7 +14,7 @@ import { clientAuthFor } from './upstream/client-auth.js'
 import { lowQuotas } from './upstream/rate-limit.js'
 import { SecretScrubber } from './secret-scrubber.js'
 import { EntryCipher } from './store/entry-cipher.js'
-import { SharedTokenTransport } from './store/shared-transport.js'
+import { SharedTokenTransport, sharedFetchBoundMs } from './store/shared-transport.js'
 import type { FleetStore } from './store/types.js'
 
 /** Test seams for the engine; production uses the system clock, timers and Math.random. */
@@ -113,6 +113,9 @@ export function createSidecar (config: Config, logger: Logger, deps: SidecarDeps
         transport: viaStore ?? transport,
         logger: engineLog(audience),
         refreshBufferMs: config.refreshBufferMs,
+        refreshBudgetPerHour: config.refreshBudgetPerHour,
+        // The documented bound of a wait for a fetch: the upstream timeout, plus the store phase with a store.
+        waitLimitMs: viaStore === undefined ? config.timeoutMs : sharedFetchBoundMs(config.timeoutMs),
         observer: metrics.observer(audience),
         describe: {
           domain: config.domain,

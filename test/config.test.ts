@@ -43,6 +43,7 @@ t.test('defaults', async (t) => {
     audience: 'https://toolbridgeapi.erauner.dev',
     timeoutMs: 10_000,
     refreshBufferMs: 300_000,
+    refreshBudgetPerHour: 60,
     host: '127.0.0.1',
     port: 8787,
     sidecarSecret: SIDECAR_SECRET,
@@ -59,11 +60,12 @@ t.test('every setting is read', async (t) => {
     TOOLBRIDGE_AUTH0_AUDIENCE: 'https://api.example',
     TOOLBRIDGE_AUTH0_TIMEOUT_SECONDS: '2.5',
     TOOLBRIDGE_REFRESH_BUFFER_SECONDS: '60',
+    TOOLBRIDGE_REFRESH_BUDGET_PER_HOUR: '120',
     TOOLBRIDGE_SIDECAR_HOST: '::',
     TOOLBRIDGE_SIDECAR_PORT: '9000',
     LOG_LEVEL: 'debug'
   })
-  t.match(config, { domain: 'tenant.eu.auth0.com', audience: 'https://api.example', timeoutMs: 2500, refreshBufferMs: 60_000, host: '::', port: 9000, logLevel: 'debug' })
+  t.match(config, { domain: 'tenant.eu.auth0.com', audience: 'https://api.example', timeoutMs: 2500, refreshBufferMs: 60_000, refreshBudgetPerHour: 120, host: '::', port: 9000, logLevel: 'debug' })
   t.equal(config.tokenUrl.href, 'https://tenant.eu.auth0.com/oauth/token', 'the token URL follows the domain')
 })
 
@@ -89,6 +91,7 @@ t.test('one clear message per bad setting, naming the variable', async (t) => {
     [{ ...base, TOOLBRIDGE_AUTH0_TIMEOUT_SECONDS: 'ten' }, 'TOOLBRIDGE_AUTH0_TIMEOUT_SECONDS', /seconds/],
     [{ ...base, TOOLBRIDGE_REFRESH_BUFFER_SECONDS: '-1' }, 'TOOLBRIDGE_REFRESH_BUFFER_SECONDS', /whole number/],
     [{ ...base, TOOLBRIDGE_REFRESH_BUFFER_SECONDS: '1.5' }, 'TOOLBRIDGE_REFRESH_BUFFER_SECONDS', /whole number/],
+    [{ ...base, TOOLBRIDGE_REFRESH_BUDGET_PER_HOUR: '0' }, 'TOOLBRIDGE_REFRESH_BUDGET_PER_HOUR', /refreshes an hour from 1 to 3600/],
     [{ ...base, TOOLBRIDGE_AUTH0_DOMAIN: 'https://tenant.auth0.com' }, 'TOOLBRIDGE_AUTH0_DOMAIN', /host name/],
     [{ ...base, LOG_LEVEL: 'verbose' }, 'LOG_LEVEL', /one of fatal, error/],
     [{ ...base, TOOLBRIDGE_SIDECAR_SECRET: undefined }, 'TOOLBRIDGE_SIDECAR_SECRET', /is required: expected a shared secret of at least 32 characters/],

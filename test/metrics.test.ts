@@ -33,6 +33,7 @@ t.test('after a successful start-up: attempts, lifetime, expiry, validity, durat
   t.equal(value(text, 'tokensidecar_token_lifetime_seconds{audience="https://toolbridgeapi.erauner.dev"}'), 3600)
   t.equal(value(text, 'tokensidecar_token_expires_in_seconds{audience="https://toolbridgeapi.erauner.dev"}'), 3500)
   t.equal(value(text, 'tokensidecar_token_valid{audience="https://toolbridgeapi.erauner.dev"}'), 1)
+  t.equal(Math.round(value(text, 'tokensidecar_token_refreshes_per_hour{audience="https://toolbridgeapi.erauner.dev"}')! * 100), 109, 'one refresh every 3300 s')
   t.equal(value(text, 'tokensidecar_token_request_duration_seconds_count{audience="https://toolbridgeapi.erauner.dev",result="success"}'), 1)
   t.match(text, /^process_cpu_user_seconds_total /m, 'Node.js default metrics')
   t.match(text, /^nodejs_eventloop_lag_seconds /m)

@@ -66,6 +66,8 @@ export interface Config {
   readonly tokenUrl: URL
   readonly timeoutMs: number
   readonly refreshBufferMs: number
+  /** Refreshes an hour per audience above which a short issued lifetime is warned about. */
+  readonly refreshBudgetPerHour: number
   readonly host: string
   readonly port: number
   readonly sidecarSecret: string
@@ -99,6 +101,7 @@ interface ValidatedEnv {
   TOOLBRIDGE_AUTH0_TOKEN_URL?: string
   TOOLBRIDGE_AUTH0_TIMEOUT_SECONDS: number
   TOOLBRIDGE_REFRESH_BUFFER_SECONDS: number
+  TOOLBRIDGE_REFRESH_BUDGET_PER_HOUR: number
   TOOLBRIDGE_SIDECAR_HOST: string
   TOOLBRIDGE_SIDECAR_PORT: number
   TOOLBRIDGE_SIDECAR_SECRET: string
@@ -352,6 +355,7 @@ export function loadConfig (env: Env): Config {
     tokenUrl: tokenUrl(v.TOOLBRIDGE_AUTH0_TOKEN_URL, v.TOOLBRIDGE_AUTH0_DOMAIN),
     timeoutMs: Math.round(v.TOOLBRIDGE_AUTH0_TIMEOUT_SECONDS * 1000),
     refreshBufferMs: v.TOOLBRIDGE_REFRESH_BUFFER_SECONDS * 1000,
+    refreshBudgetPerHour: v.TOOLBRIDGE_REFRESH_BUDGET_PER_HOUR,
     host: v.TOOLBRIDGE_SIDECAR_HOST,
     port: v.TOOLBRIDGE_SIDECAR_PORT,
     sidecarSecret: v.TOOLBRIDGE_SIDECAR_SECRET,

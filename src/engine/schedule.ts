@@ -44,8 +44,13 @@ export const FORCED_REFRESH_POLICY = Object.freeze({
 /** How wall-clock steps are noticed: the two clocks are compared this often, and this much apart is a step. */
 export const CLOCK_POLICY = Object.freeze({
   checkIntervalMs: 1_000,
-  jumpThresholdMs: 5_000
+  jumpThresholdMs: 5_000,
+  /** One `clock_jump` warning per audience this often; the steps between are logged at debug and counted in the next. */
+  warnIntervalMs: 60_000
 })
+
+/** Warn (once) when an issued lifetime would make an audience refresh more often than this per hour. */
+export const DEFAULT_REFRESH_BUDGET_PER_HOUR = 60
 
 /** Gap a forced fetch needs after the previous one, given how many came since the last timer refresh. */
 export function forcedSpacingMs (streak: number): number {

@@ -3,6 +3,7 @@ import { asTokenRequestError, TokenUnavailableError, type TokenRequestError } fr
 import {
   backoffDelayMs,
   CLOCK_POLICY,
+  DEFAULT_REFRESH_BUDGET_PER_HOUR,
   forcedSpacingMs,
   MAX_TIMER_MS,
   REFRESH_POLICY,
@@ -40,6 +41,14 @@ export interface TokenManagerOptions {
   /** Non-secret facts for the start-up log line (domain, audience, client id). */
   describe?: Record<string, unknown>
   observer?: RefreshObserver
+  /** Warn once when an issued lifetime means more refreshes an hour than this (TOOLBRIDGE_REFRESH_BUDGET_PER_HOUR). */
+  refreshBudgetPerHour?: number
+  /**
+   * The longest a request waits for an in-flight fetch before it is answered
+   * 503: the fetch's own bound (upstream timeout, plus the store phase with a
+   * shared store), enforced here too. Unset: as long as the fetch takes.
+   */
+  waitLimitMs?: number
   clock?: Clock
   timers?: Timers
   random?: () => number
@@ -69,6 +78,8 @@ export class TokenManager implements TokenSource {
   readonly #clock: Clock
   readonly #timers: Timers
   readonly #random: () => number
+  readonly #budgetPerHour: number
+  readonly #waitLimitMs: number | undefined
   readonly #closing = new AbortController()
 
   #token: HeldToken | undefined
@@ -90,6 +101,10 @@ export class TokenManager implements TokenSource {
   /** Forced fetches since the last timer refresh succeeded, and when the latest started. */
   #forcedStreak = 0
   #lastForcedAt = -Infinity
+  /** Monotonic ms of the last `clock_jump` warning, and the steps logged at debug since. */
+  #lastJumpWarnAt = -Infinity
+  #quietJumps = 0
+  #budgetWarned = false
 
   constructor (opts: TokenManagerOptions) {
     this.#transport = opts.transport
@@ -100,6 +115,8 @@ export class TokenManager implements TokenSource {
     this.#clock = opts.clock ?? systemClock
     this.#timers = opts.timers ?? systemTimers
     this.#random = opts.random ?? Math.random
+    this.#budgetPerHour = opts.refreshBudgetPerHour ?? DEFAULT_REFRESH_BUDGET_PER_HOUR
+    this.#waitLimitMs = opts.waitLimitMs
     this.#offset = this.#clock.now() - this.#clock.monotonic()
   }
 
@@ -136,9 +153,21 @@ export class TokenManager implements TokenSource {
   async token (): Promise<ServedToken> {
     const held = this.current()
     if (held !== undefined) return held
-    // The transport bounds every request by the upstream timeout, so this wait is bounded too.
-    if (this.#inflight !== undefined) await this.#inflight
+    // The transport bounds every request, and the wait limit holds that bound here too.
+    if (this.#inflight !== undefined) await this.#bounded(this.#inflight)
     return this.current() ?? this.#unavailable()
+  }
+
+  /** Waits for the fetch, at most the wait limit. */
+  async #bounded (inflight: Promise<void>): Promise<void> {
+    const limit = this.#waitLimitMs
+    if (limit === undefined) return await inflight
+    let timer: unknown
+    try {
+      await Promise.race([inflight, new Promise<void>((resolve) => { timer = this.#timers.setTimeout(resolve, limit) })])
+    } finally {
+      this.#timers.clearTimeout(timer)
+    }
   }
 
   async forceRefresh (rejectedSha256?: string): Promise<ServedToken> {
@@ -220,6 +249,11 @@ export class TokenManager implements TokenSource {
     const attempt = this.#failures + 1
     // Expiry counts from when we asked, not when the answer arrived: the conservative side.
     const startedAt = this.#clock.monotonic()
+    // A fetch for a clock step spends quota as a forced one does, and is spaced with them.
+    if (trigger === 'clock_jump') {
+      this.#forcedStreak++
+      this.#lastForcedAt = startedAt
+    }
     try {
       const fetched = await this.#transport.fetchToken(this.#closing.signal)
       if (this.#closing.signal.aborted) return
@@ -252,13 +286,30 @@ export class TokenManager implements TokenSource {
           scheduled_lifetime_seconds: maxScheduledLifetimeMs / 1000
         }, 'the token endpoint granted a lifetime beyond Auth0\'s 30-day maximum: serving the token, refreshing it as if it lived 30 days')
       }
-      this.#schedule(refreshDelayMs(Math.min(lifetimeMs, maxScheduledLifetimeMs), this.#bufferMs, this.#random), 'timer')
+      const delayMs = refreshDelayMs(Math.min(lifetimeMs, maxScheduledLifetimeMs), this.#bufferMs, this.#random)
+      this.#schedule(delayMs, 'timer')
+      this.#checkBudget(delayMs, fetched.expiresInSeconds, source)
     } catch (err) {
       if (this.#closing.signal.aborted) return
       const failure = asTokenRequestError(err)
       this.#observer?.attempt({ trigger, result: failure.kind, durationMs: this.#clock.monotonic() - startedAt })
       this.#onFailure(failure, trigger, attempt)
     }
+  }
+
+  /** Reports the refresh rate the schedule amounts to, and warns once when an issued lifetime makes it exceed the budget. */
+  #checkBudget (delayMs: number, expiresInSeconds: number, source: 'upstream' | 'store'): void {
+    const perHour = 3_600_000 / Math.max(delayMs, 1)
+    this.#observer?.refreshRate?.(perHour)
+    // An adopted token's remaining lifetime is no issued lifetime: only the token endpoint's answer counts.
+    if (source !== 'upstream' || perHour <= this.#budgetPerHour || this.#budgetWarned) return
+    this.#budgetWarned = true
+    this.#log.warn({
+      event: 'refresh_budget_exceeded',
+      expires_in: expiresInSeconds,
+      refreshes_per_hour: Math.round(perHour),
+      budget_per_hour: this.#budgetPerHour
+    }, `the token endpoint issues ${expiresInSeconds}-s tokens: about ${Math.round(perHour)} refreshes an hour for this audience, above the budget of ${this.#budgetPerHour} (TOOLBRIDGE_REFRESH_BUDGET_PER_HOUR); raise the token lifetime at the issuer`)
   }
 
   #onFailure (err: TokenRequestError, trigger: RefreshTrigger, attempt: number): void {
@@ -306,24 +357,70 @@ export class TokenManager implements TokenSource {
   }
 
   /**
-   * Compares wall and monotonic time. A step beyond the threshold is logged,
-   * and a new token fetched unless the upstream asked us to wait or a backoff
-   * runs: after a step neither the old expires_at nor a suspended timer can be
-   * trusted.
+   * Compares wall and monotonic time. After a step beyond the threshold both
+   * expiries are made to agree again. A backward step needs no fetch: the
+   * monotonic deadline and timer still hold. A forward step may be a resume
+   * from suspend, which monotonic time did not count: the token is held to
+   * what the wall clock says is left, the refresh moves earlier by the step,
+   * and a fetch starts only when that makes it due (or nothing is servable),
+   * spaced as forced fetches are. Warnings are rate-limited.
    */
   #checkClock (): void {
-    const offset = this.#clock.now() - this.#clock.monotonic()
-    const stepMs = offset - this.#offset
-    this.#offset = offset
+    const now = this.#clock.now()
+    const mono = this.#clock.monotonic()
+    const stepMs = (now - mono) - this.#offset
+    this.#offset = now - mono
     if (Math.abs(stepMs) <= CLOCK_POLICY.jumpThresholdMs || this.#closing.signal.aborted) return
-    const waiting = this.#backingOff() || this.#holdUntil > this.#clock.monotonic()
-    this.#log.warn({
+    const token = this.#token
+    if (token !== undefined) {
+      const rebased = stepMs < 0
+        ? { expiresAt: now + (token.deadline - mono), deadline: token.deadline }
+        : { expiresAt: token.expiresAt, deadline: Math.min(token.deadline, mono + (token.expiresAt - now)) }
+      this.#token = { ...token, ...rebased, expiresAtIso: isoTime(rebased.expiresAt) }
+    }
+    this.#logJump(stepMs, stepMs < 0 ? 'none' : this.#afterForwardStep(stepMs, mono))
+  }
+
+  /** What a forward step calls for, done. */
+  #afterForwardStep (stepMs: number, mono: number): string {
+    if (this.#backingOff() || this.#holdUntil > mono) return 'wait_for_scheduled_retry'
+    if (this.#inflight !== undefined) return 'join_refresh'
+    const token = this.#token
+    const servable = token !== undefined && Math.min(token.deadline - mono, token.expiresAt - this.#clock.now()) >= MIN_REMAINING_MS
+    // A spaced fetch for an earlier step is already set: the spacing holds.
+    if (servable && this.#nextTrigger === 'clock_jump' && this.#nextAttemptAt !== undefined) return 'refresh_spaced'
+    const dueAt = this.#nextAttemptAt === undefined ? mono : this.#nextAttemptAt - stepMs
+    if (servable && dueAt > mono) {
+      this.#schedule(dueAt - mono, this.#nextTrigger)
+      return 'reschedule'
+    }
+    const allowedAt = servable ? Math.max(token.obtainedAt, this.#lastForcedAt) + forcedSpacingMs(this.#forcedStreak) : mono
+    if (allowedAt > mono) {
+      this.#schedule(allowedAt - mono, 'clock_jump')
+      return 'refresh_spaced'
+    }
+    void this.#refresh('clock_jump')
+    return 'refresh'
+  }
+
+  #logJump (stepMs: number, action: string): void {
+    const mono = this.#clock.monotonic()
+    const fields = {
       event: 'clock_jump',
       step_ms: Math.round(stepMs),
       direction: stepMs > 0 ? 'forward' : 'backward',
-      action: waiting ? 'wait_for_scheduled_retry' : 'refresh'
-    }, `the wall clock stepped ${stepMs > 0 ? 'forward' : 'back'} by ${Math.round(Math.abs(stepMs) / 1000)} s`)
-    if (!waiting) void this.#refresh('clock_jump')
+      action
+    }
+    const msg = `the wall clock stepped ${stepMs > 0 ? 'forward' : 'back'} by ${Math.round(Math.abs(stepMs) / 1000)} s`
+    if (mono - this.#lastJumpWarnAt < CLOCK_POLICY.warnIntervalMs) {
+      this.#quietJumps++
+      this.#log.debug(fields, msg)
+      return
+    }
+    this.#lastJumpWarnAt = mono
+    const suppressed = this.#quietJumps
+    this.#quietJumps = 0
+    this.#log.warn(suppressed === 0 ? fields : { ...fields, steps_since_last_warning: suppressed }, msg)
   }
 
   #backingOff (): boolean {

@@ -100,6 +100,8 @@ export type ForcedRefusal = 'too_soon' | 'not_current' | 'backoff'
 export interface RefreshObserver {
   attempt(event: RefreshAttempt): void
   forcedRefused?(reason: ForcedRefusal): void
+  /** After each success: how many refreshes an hour the schedule it set amounts to. */
+  refreshRate?(refreshesPerHour: number): void
 }
 
 /** What the HTTP layer needs from either mode. */

@@ -45,6 +45,12 @@ export function createMetrics (tokens: TokenState, clock: Clock = systemClock): 
     buckets: [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
     registers: [registry]
   })
+  const refreshRate = new Gauge({
+    name: 'tokensidecar_token_refreshes_per_hour',
+    help: 'Refreshes an hour the current schedule amounts to (3600 / seconds until the next refresh after the last success); compare with TOOLBRIDGE_REFRESH_BUDGET_PER_HOUR.',
+    labelNames: ['audience'] as const,
+    registers: [registry]
+  })
   const lifetime = new Gauge({
     name: 'tokensidecar_token_lifetime_seconds',
     help: 'Lifetime (expires_in) of the last token obtained.',
@@ -132,6 +138,9 @@ export function createMetrics (tokens: TokenState, clock: Clock = systemClock): 
         },
         forcedRefused (reason: ForcedRefusal): void {
           forcedRefused.inc({ audience, reason })
+        },
+        refreshRate (perHour: number): void {
+          refreshRate.set({ audience }, perHour)
         }
       }
     },

@@ -93,3 +93,70 @@ t.test('the store\'s password never reaches a log line, even when the server ech
   store.failed(new Error('WRONGPASS invalid password pass/word-456'))
   t.match(store.health(), { reason: 'WRONGPASS invalid password [redacted]' })
 })
+
+const IDENTITY = { tokenUrl: 'https://t.example/oauth/token', clientId: 'c', audience: 'a', organization: undefined, scope: undefined }
+
+t.test('health follows the connection: lost at once, back within a couple of seconds, with no call made', async (t) => {
+  const redis = await RedisServer.start()
+  t.teardown(() => redis.stop())
+  const logger = new MemoryLogger()
+  const store = storeFor(t, redis.url, logger)
+  await store.entry(IDENTITY).read()
+  t.same(store.health(), { status: 'ok' })
+  await redis.kill()
+  await until(() => store.health().status === 'unavailable', 2000)
+  t.match(store.health(), { reason: /connection lost|ECONNREFUSED|connection ended/ })
+  await redis.restart()
+  await until(() => store.health().status === 'ok', 2500)
+  t.match(logger.events('token_store_recovered'), [{ level: 'info' }])
+})
+
+t.test('a paused store: a failed call marks it unavailable, and health clears within about a second of it answering again', async (t) => {
+  const redis = await RedisServer.start()
+  t.teardown(() => redis.stop())
+  const logger = new MemoryLogger()
+  const store = storeFor(t, redis.url, logger)
+  const entry = store.entry(IDENTITY)
+  await entry.read()
+  redis.pause()
+  await t.rejects(entry.read(), /timed out/i, 'a call on the frozen server fails within the bound')
+  store.failed(new Error('Command timed out'))
+  t.match(store.health(), { status: 'unavailable' })
+  redis.resume()
+  // Nobody calls the store: the probe notices it is back.
+  await until(() => store.health().status === 'ok', 2500)
+  t.match(logger.events('token_store_recovered'), [{ level: 'info' }])
+})
+
+t.test('20 audiences on an unresponsive store: one shared wait for the connection, no listener warning, and close ends it at once', async (t) => {
+  const { blackhole } = await import('../fixtures/blackhole.js')
+  const port = await freePort()
+  const hole = await blackhole('127.0.0.1', port)
+  t.teardown(() => hole.close())
+  const warnings: Error[] = []
+  const onWarning = (w: Error): void => { warnings.push(w) }
+  process.on('warning', onWarning)
+  t.teardown(() => { process.off('warning', onWarning) })
+  const store = storeFor(t, `redis://127.0.0.1:${port}`)
+  const calls = Array.from({ length: 20 }, (_, i) => store.entry({ ...IDENTITY, audience: `https://api-${i}.example` }))
+    .flatMap((entry) => [entry.read(), entry.lock('owner', 1000)])
+  const settled = Promise.allSettled(calls)
+  await new Promise((resolve) => setTimeout(resolve, 100))
+  await store.close()
+  const results = await settled
+  t.ok(results.every((r) => r.status === 'rejected' && /token store closed/.test(String(r.reason))), 'every waiting call fails at once on close')
+  t.same(warnings.map((w) => w.name), [], 'no MaxListenersExceededWarning')
+})
+
+t.test('a planted key of another type reads as size -1 (corrupt), not as a failed call', async (t) => {
+  const redis = await RedisServer.start()
+  t.teardown(() => redis.stop())
+  const store = storeFor(t, redis.url)
+  const entry = store.entry(IDENTITY)
+  const { Redis } = await import('ioredis')
+  const raw = new Redis(redis.url)
+  t.teardown(() => raw.disconnect())
+  await raw.hset(entry.key, 'f', 'v')
+  t.match(await entry.read(), { entry: { head: '', size: -1, ttlMs: -1 } })
+  t.same(store.health(), { status: 'ok' })
+})
