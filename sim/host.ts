@@ -4,7 +4,8 @@ import { TokenPool } from '../src/engine/token-pool.js'
 import type { RefreshAttempt, TokenSource, TokenTransport } from '../src/engine/types.js'
 import { REDACT_PATHS } from '../src/logger.js'
 import { EntryCipher } from '../src/store/entry-cipher.js'
-import { SharedTokenTransport } from '../src/store/shared-transport.js'
+import { DEFAULT_REFRESH_BUDGET_PER_HOUR } from '../src/engine/schedule.js'
+import { SharedTokenTransport, sharedFetchBoundMs } from '../src/store/shared-transport.js'
 import type { StoreObserver, TokenStore } from '../src/store/types.js'
 import { isoTime } from '../src/engine/types.js'
 import type { Prng } from './random.js'
@@ -81,6 +82,9 @@ export class SidecarProcess {
         transport,
         logger: logger.child({ component: 'token-engine', audience }),
         refreshBufferMs: settings.refreshBufferMs,
+        refreshBudgetPerHour: DEFAULT_REFRESH_BUDGET_PER_HOUR,
+        // The documented bound of a wait for a fetch through the store, as src/sidecar.ts sets it.
+        waitLimitMs: sharedFetchBoundMs(settings.timeoutMs),
         observer: { attempt: (attempt) => wiring.attempt(ctx!, attempt) },
         describe: { domain: 'sim-tenant', audience, client_id: 'sim-client', client_auth: 'client_secret_post', token_store: 'shared' },
         clock: host.clock,

@@ -1,5 +1,5 @@
 import type { TokenManager } from '../src/engine/token-manager.js'
-import { UPSTREAM_BOUNDS } from '../src/engine/schedule.js'
+import { CLOCK_POLICY, UPSTREAM_BOUNDS } from '../src/engine/schedule.js'
 import { remainingMs, type FetchedToken, type ServedToken, type Serving, type TokenSource, type TokenTransport } from '../src/engine/types.js'
 import type { TokenStore } from '../src/store/types.js'
 import type { Host, Wiring, WiringContext } from './host.js'
@@ -30,8 +30,8 @@ export interface MutantHooks {
   /** A sidecar took a lock. */
   lockTaken?: (host: number) => void
   trap?: (host: number) => void
-  /** A `clock_jump` log line. */
-  clockJump?: (host: Host, instance: number, audience: string, line: Record<string, unknown>) => void
+  /** The run stepped a host's wall clock against its monotonic clock (a step, or a resume). */
+  clockStepped?: (host: Host, stepMs: number) => void
 }
 
 export interface MutantWorld {
@@ -121,14 +121,14 @@ function fetchAloneAfterWait (base: Wiring): Wiring {
 }
 
 function jumpNoSpacing (base: Wiring, world: MutantWorld): Wiring {
-  world.hooks.clockJump = (host, instance, audience, line) => {
-    if (line.action === 'refresh') return
-    world.sched.after(0, () => {
-      const proc = host.process
-      if (proc?.instance !== instance) return
-      const manager = proc.managers[proc.audiences.indexOf(audience)]
+  // The engine notices a step within its check interval; the old code then fetched at once, for every step.
+  world.hooks.clockStepped = (host, stepMs) => {
+    if (Math.abs(stepMs) <= CLOCK_POLICY.jumpThresholdMs) return
+    const proc = host.process
+    world.sched.after(CLOCK_POLICY.checkIntervalMs, () => {
+      if (host.process !== proc || proc === undefined || host.clock.suspended) return
       world.sched.dirty = true
-      void manager?.refreshNow()
+      for (const manager of proc.managers) void manager.refreshNow()
     })
   }
   return base
