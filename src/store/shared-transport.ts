@@ -156,29 +156,44 @@ export class SharedTokenTransport implements TokenTransport {
    */
   async #call<T> (run: () => Promise<T>, signal: AbortSignal, endAt: number): Promise<Call<T>> {
     signal.throwIfAborted()
-    let timer: unknown
-    let onAbort: (() => void) | undefined
     const call = run()
+    let outcome: T | typeof CUT_OFF
     try {
-      const value = await Promise.race([
-        call,
-        new Promise<typeof CUT_OFF>((resolve, reject) => {
-          timer = this.#timers.setTimeout(() => resolve(CUT_OFF), Math.max(0, endAt - this.#clock.monotonic()))
-          onAbort = () => reject(signal.reason)
-          signal.addEventListener('abort', onAbort, { once: true })
-        })
-      ])
-      if (value === CUT_OFF) throw new Error('token store too slow: gave up waiting for it')
-      return { ok: true, value }
+      outcome = await this.#race(call, signal, endAt)
+      if (outcome === CUT_OFF) throw new Error('token store too slow: gave up waiting for it')
     } catch (err) {
       signal.throwIfAborted()
       call.catch(() => {})
       this.#onStoreError(err)
       return { ok: false }
-    } finally {
-      this.#timers.clearTimeout(timer)
-      signal.removeEventListener('abort', onAbort!)
     }
+    return { ok: true, value: outcome }
+  }
+
+  /** The call's answer, CUT_OFF at endAt, or the abort. */
+  #race<T> (call: Promise<T>, signal: AbortSignal, endAt: number): Promise<T | typeof CUT_OFF> {
+    return new Promise((resolve, reject) => {
+      const done = (): void => {
+        this.#timers.clearTimeout(timer)
+        signal.removeEventListener('abort', onAbort)
+      }
+      const onAbort = (): void => {
+        done()
+        reject(signal.reason)
+      }
+      const timer = this.#timers.setTimeout(() => {
+        done()
+        resolve(CUT_OFF)
+      }, Math.max(0, endAt - this.#clock.monotonic()))
+      signal.addEventListener('abort', onAbort, { once: true })
+      call.then((value) => {
+        done()
+        resolve(value)
+      }, (err: unknown) => {
+        done()
+        reject(err)
+      })
+    })
   }
 
   /**

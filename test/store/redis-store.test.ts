@@ -81,6 +81,7 @@ t.test('store health and failures: not yet connected, errors without a message, 
   const entry = store.entry({ tokenUrl: 'https://t.example/oauth/token', clientId: 'c', audience: 'a', organization: undefined, scope: undefined })
   await t.rejects(entry.read(), /not connected/, 'a call fails within the bound instead of queueing')
   await store.close()
+  await t.rejects(entry.read(), /token store closed/, 'a call after close fails at once')
   store.failed(new Error('after close'))
   t.notMatch(store.health().reason, 'after close', 'ignored once closed')
   t.notMatch(JSON.stringify(logger.entries), 'pass-word-123')

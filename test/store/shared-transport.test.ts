@@ -243,6 +243,27 @@ t.test('a peer that holds the lock and never writes: at the bound, fetch alone (
   t.equal(sharedFetchBoundMs(TIMEOUT), 2 * TIMEOUT + 2 * S)
 })
 
+t.test('after waiting, the lock comes free and a peer\'s entry appears with it: adopted, counted as a wait that adopted', async (t) => {
+  const { transport, entry, plant, upstream, waits, clock } = setup(t)
+  await entry.lock('a-peer', 30 * S)
+  const lock = entry.lock
+  let n = 0
+  entry.lock = async (owner, ttl) => {
+    // The peer finishes between our look and our second try at the lock.
+    if (++n === 2) {
+      plant('peer-fetched', 3600 * S)
+      await entry.unlock('a-peer')
+    }
+    return lock(owner, ttl)
+  }
+  const pending = transport.fetchToken(never())
+  await flush()
+  await clock.advance(50)
+  t.match(await pending, { accessToken: 'peer-fetched', source: 'store' })
+  t.equal(upstream.open, 0)
+  t.same(waits, ['adopted'])
+})
+
 t.test('the winner finds a peer\'s entry on its second look (written between read and lock)', async (t) => {
   const { transport, entry, plant, upstream, store } = setup(t)
   const lock = entry.lock
