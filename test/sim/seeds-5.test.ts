@@ -1,5 +1,0 @@
-import t from 'tap'
-import { runCiSeeds } from '../fixtures/sim-seeds.js'
-
-// CI's fixed seeds, part 5 of 5 (test/fixtures/sim-seeds.ts).
-await runCiSeeds(t, 4, 5)
