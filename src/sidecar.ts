@@ -114,8 +114,9 @@ export function createSidecar (config: Config, logger: Logger, deps: SidecarDeps
         logger: engineLog(audience),
         refreshBufferMs: config.refreshBufferMs,
         refreshBudgetPerHour: config.refreshBudgetPerHour,
-        // The documented bound of a wait for a fetch: the upstream timeout, plus the store phase with a store.
-        waitLimitMs: viaStore === undefined ? config.timeoutMs : sharedFetchBoundMs(config.timeoutMs),
+        // With a store, the documented bound of a wait for a fetch, enforced. Without one the request's own
+        // timeout ends it; a second more is only a backstop, so its failure (and its reason) lands first.
+        waitLimitMs: viaStore === undefined ? config.timeoutMs + 1000 : sharedFetchBoundMs(config.timeoutMs),
         observer: metrics.observer(audience),
         describe: {
           domain: config.domain,

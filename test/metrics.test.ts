@@ -142,3 +142,16 @@ t.test('header parsing', async (t) => {
   t.same(lowQuotas({ rateLimit: { limit: 11, remaining: 1, resetEpochSeconds: 0 } }), [{ scope: 'rate_limit', remaining: 1, limit: 11 }])
   t.same(lowQuotas({ tenantQuota: { bucket: undefined, limit: 100, remaining: 9, resetSeconds: 60 } }), [{ scope: 'tenant_quota', remaining: 9, limit: 100, reset_seconds: 60 }])
 })
+
+t.test('the shared store\'s part: reads and lock waits, by audience', async (t) => {
+  const { createMetrics } = await import('../src/metrics/metrics.js')
+  const metrics = createMetrics({ audiences: ['https://a.example'], current: () => undefined })
+  const observer = metrics.storeObserver('https://a.example')
+  observer.read('oversized')
+  observer.lockWait('adopted')
+  observer.lockWait('timed_out')
+  const text = await metrics.registry.metrics()
+  t.equal(value(text, 'tokensidecar_token_store_reads_total{audience="https://a.example",result="oversized"}'), 1)
+  t.equal(value(text, 'tokensidecar_token_store_lock_waits_total{audience="https://a.example",result="adopted"}'), 1)
+  t.equal(value(text, 'tokensidecar_token_store_lock_waits_total{audience="https://a.example",result="timed_out"}'), 1)
+})

@@ -178,6 +178,6 @@ export class RedisTokenStore implements FleetStore {
 
 /** The READ script's answer as an EntryRead. */
 function readReply (reply: unknown): EntryRead {
-  const [head, size, ttlMs, storeNow] = reply as [string, number, number, number]
+  const [head, size, ttlMs, storeNow] = (reply as unknown[]).map((value, i) => i === 0 ? String(value) : Number(value)) as [string, number, number, number]
   return { storeNow, entry: ttlMs === -2 ? undefined : { head, size, ttlMs } }
 }

@@ -56,3 +56,10 @@ t.test('a request waits for a fetch at most the wait limit, then gets 503', asyn
   t.ok((await next).accessToken)
   t.same(clock.pendingDelays().length, 1, 'the limit\'s timer is cleared: only the refresh timer is left')
 })
+
+t.test('after stop, nothing is fetched: a forced refresh answers that the sidecar is shutting down', async (t) => {
+  const { manager, transport } = engine(t)
+  manager.stop()
+  await t.rejects(manager.forceRefresh(), { name: 'TokenUnavailableError', message: /shutting down/ })
+  t.equal(transport.open, 0)
+})

@@ -107,6 +107,7 @@ t.test('health follows the connection: lost at once, back within a couple of sec
   await redis.kill()
   await until(() => store.health().status === 'unavailable', 2000)
   t.match(store.health(), { reason: /connection lost|ECONNREFUSED|connection ended/ })
+  await t.rejects(store.entry(IDENTITY).read(), /not connected \(\w+\) after 500 ms/, 'once connected, a call waits for a reconnect only the call bound')
   await redis.restart()
   await until(() => store.health().status === 'ok', 2500)
   t.match(logger.events('token_store_recovered'), [{ level: 'info' }])
@@ -127,6 +128,13 @@ t.test('a paused store: a failed call marks it unavailable, and health clears wi
   // Nobody calls the store: the probe notices it is back.
   await until(() => store.health().status === 'ok', 2500)
   t.match(logger.events('token_store_recovered'), [{ level: 'info' }])
+  // A second failure within the minute is not logged, nor is its recovery; a successful call clears it at once.
+  store.failed(new Error('Command timed out'))
+  t.match(store.health(), { status: 'unavailable' })
+  await entry.read()
+  t.same(store.health(), { status: 'ok' })
+  t.equal(logger.events('token_store_unavailable').length, 1)
+  t.equal(logger.events('token_store_recovered').length, 1)
 })
 
 t.test('20 audiences on an unresponsive store: one shared wait for the connection, no listener warning, and close ends it at once', async (t) => {
