@@ -67,6 +67,9 @@ const HOUR_MS = 3_600_000
 /** The simulated epoch: true time 0 is this wall-clock instant. */
 const EPOCH_MS = Date.UTC(2027, 0, 1)
 
+/** Every client secret of a run starts with this (promise 5 looks for it). */
+export const SIM_SECRET_PREFIX = 'sim-client-secret'
+
 /** Promise 3's budget: upstream requests one sidecar makes for one audience in one hour. */
 export const HOURLY_BUDGET_PER_AUDIENCE = 240
 /** The longest a fault window of an upstream answering 5-s lifetimes lasts, so the budget above holds. */
@@ -126,7 +129,7 @@ export async function runSim (opts: SimOptions): Promise<SimResult> {
   const timeoutMs = cfgRng.pick([3, 10]) * 1000
   const clientMeanMs = cfgRng.range(5, 60) * 1000
   const secretTag = cfgRng.int(0, 0xffffff).toString(36)
-  const secret = (version: number): string => `sim-client-secret-v${version}-${secretTag}`
+  const secret = (version: number): string => `${SIM_SECRET_PREFIX}-v${version}-${secretTag}`
   const lifetimeMs = lifetimeS * 1000
   const recoveryMs = recoveryBoundMs(timeoutMs)
   const gapMs = calmGapMs(lifetimeMs, bufferMs)
@@ -208,7 +211,7 @@ export async function runSim (opts: SimOptions): Promise<SimResult> {
     for (const line of text.split('\n')) {
       if (line === '') continue
       if (opts.trace === true) console.log(`${(sched.now / 1000).toFixed(3)} log ${line}`)
-      if (line.includes(TOKEN_MARK) || line.includes('sim-client-secret') || jwtLike.test(line)) {
+      if (line.includes(TOKEN_MARK) || line.includes(SIM_SECRET_PREFIX) || jwtLike.test(line)) {
         violate(5, `host ${hostId} logged a secret: ${line.replace(/SIMSIG\w+/g, 'SIMSIG…').slice(0, 200)}`)
         return
       }
