@@ -1,5 +1,6 @@
 import { randomInt } from 'node:crypto'
 import { parseArgs } from 'node:util'
+import { CI_DAYS, CI_HOSTS, CI_SEEDS, openFinding, replayCommand, runCiSeed } from './ci.js'
 import { runSim, type SimResult } from './fleet.js'
 import { isMutant, MUTANTS, type MutantName } from './mutants.js'
 
@@ -11,18 +12,16 @@ const USAGE = `usage: npm run sim -- [--seed S] [--days D] [--hosts H] [--mutant
   --limit N    without --seed: stop after N runs (default 1000)
   --quiet      one line per run only
   --trace      print every event and every log line of every host
-  --without K  leave out events of kind K (repeatable), e.g. to hunt past a known fault`
+  --without K  leave out events of kind K (repeatable), e.g. to hunt past a known fault
+  --ci         CI's fixed seeds (${CI_SEEDS.length} seeds, ${CI_DAYS} days, ${CI_HOSTS} hosts); fails on any violation but the open findings`
 
-function replay (result: SimResult): string {
-  return `npm run sim -- --seed ${result.seed} --days ${result.days} --hosts ${result.hosts}${result.mutant === undefined ? '' : ` --mutant ${result.mutant}`}${result.without.map((k) => ` --without ${k}`).join('')}`
-}
 
 function report (result: SimResult, ms: number): void {
   const { stats } = result
   const outcome = result.violation === undefined ? 'ok' : `VIOLATION of promise ${result.violation.promise} at day ${(result.violation.at / 86_400_000).toFixed(3)}`
   console.log(`seed ${result.seed}: ${outcome} | ${stats.events} events, ${stats.upstreamRequests} upstream requests, ${stats.served} tokens served, ${Object.values(stats.faults).reduce((a, b) => a + b, 0)} faults | ${JSON.stringify(result.config)} | ${(ms / 1000).toFixed(2)} s | ${result.hash.slice(0, 16)}`)
   if (result.violation === undefined) return
-  console.log(`\n${result.violation.message}\n\nreplay: ${replay(result)}\n\nlast events before it (true time in s):`)
+  console.log(`\n${result.violation.message}\n\nreplay: ${replayCommand(result)}\n\nlast events before it (true time in s):`)
   for (const line of result.lastEvents) console.log(`  ${line}`)
 }
 
@@ -37,6 +36,7 @@ async function main (): Promise<number> {
       quiet: { type: 'boolean', default: false },
       trace: { type: 'boolean', default: false },
       without: { type: 'string', multiple: true, default: [] },
+      ci: { type: 'boolean', default: false },
       help: { type: 'boolean', default: false }
     }
   })
@@ -44,6 +44,7 @@ async function main (): Promise<number> {
     console.log(USAGE)
     return 0
   }
+  if (values.ci) return await ci()
   const days = Number(values.days)
   const hosts = Number(values.hosts)
   const limit = Number(values.limit)
@@ -74,6 +75,27 @@ async function main (): Promise<number> {
     if (result.violation !== undefined) return 1
   }
   return 0
+}
+
+async function ci (): Promise<number> {
+  const started = performance.now()
+  const cpu = process.cpuUsage()
+  let failed = 0
+  let open = 0
+  for (const seed of CI_SEEDS) {
+    const result = await runCiSeed(seed)
+    const finding = openFinding(result)
+    if (finding !== undefined) {
+      open++
+      console.log(`seed ${seed}: ${finding}: ${result.violation!.message} | replay: ${replayCommand(result)}`)
+    } else if (result.violation !== undefined) {
+      failed++
+      report(result, 0)
+    }
+  }
+  const used = process.cpuUsage(cpu)
+  console.log(`${CI_SEEDS.length} seeds × ${CI_DAYS} days × ${CI_HOSTS} hosts: ${failed} failed, ${open} open findings, ${CI_SEEDS.length - failed - open} passed | ${((performance.now() - started) / 1000).toFixed(1)} s, ${((used.user + used.system) / 1e6).toFixed(1)} s CPU`)
+  return failed === 0 ? 0 : 1
 }
 
 process.exitCode = await main()
