@@ -36,6 +36,8 @@ export interface WiringContext {
   instance: number
   audience: string
   manager: TokenManager
+  /** The engine's logger for this audience. */
+  logger: Logger
 }
 
 const silentStoreObserver: StoreObserver = { read () {}, lockWait () {} }
@@ -75,12 +77,13 @@ export class SidecarProcess {
       })
       this.shared.push(shared)
       let ctx: WiringContext | undefined
+      const engineLogger = logger.child({ component: 'token-engine', audience })
       const transport: TokenTransport = wiring.transport === undefined
         ? shared
         : { fetchToken: (signal) => wiring.transport!(ctx!, shared, upstream).fetchToken(signal) }
       const manager = new TokenManager({
         transport,
-        logger: logger.child({ component: 'token-engine', audience }),
+        logger: engineLogger,
         refreshBufferMs: settings.refreshBufferMs,
         refreshBudgetPerHour: DEFAULT_REFRESH_BUDGET_PER_HOUR,
         // The documented bound of a wait for a fetch through the store, as src/sidecar.ts sets it.
@@ -91,7 +94,7 @@ export class SidecarProcess {
         timers: host.clock,
         random: () => host.rng.next()
       })
-      ctx = { host, instance, audience, manager }
+      ctx = { host, instance, audience, manager, logger: engineLogger }
       this.managers.push(manager)
       const source = wiring.source === undefined ? manager : wiring.source(ctx, manager)
       this.sources.set(audience, source)

@@ -16,7 +16,9 @@ export const MUTANTS = {
   'peer-wall-clock': 'an adopted token lives until the writer\'s wall-clock expiry, read against the reader\'s wall clock',
   'fetch-alone-after-wait': 'a sidecar that found the lock taken never tries it again, and fetches alone when its wait ends',
   'jump-no-spacing': 'every wall-clock step the engine notices is answered with an immediate refetch, backward ones too',
-  'no-margin': 'a token is served until it expires, without the 1 s margin'
+  'no-margin': 'a token is served until it expires, without the 1 s margin',
+  'log-token': 'the engine logs the start of each token it gets, as a debugging line left in would',
+  'wedged-after-failure': 'after one failed fetch a sidecar process never fetches successfully again (a wedged connection pool)'
 } as const
 
 export type MutantName = keyof typeof MUTANTS
@@ -52,6 +54,8 @@ export function mutantWiring (mutant: MutantName | undefined, base: Wiring, worl
     case 'fetch-alone-after-wait': return fetchAloneAfterWait(base)
     case 'jump-no-spacing': return jumpNoSpacing(base, world)
     case 'no-margin': return noMargin(base)
+    case 'log-token': return logToken(base)
+    case 'wedged-after-failure': return wedgedAfterFailure(base)
   }
 }
 
@@ -132,6 +136,40 @@ function jumpNoSpacing (base: Wiring, world: MutantWorld): Wiring {
     })
   }
   return base
+}
+
+function logToken (base: Wiring): Wiring {
+  return {
+    ...base,
+    transport: (ctx, shared) => ({
+      async fetchToken (signal) {
+        const got = await shared.fetchToken(signal)
+        ctx.logger.info({ event: 'token_debug', token: got.accessToken.slice(0, 60) }, 'got a token')
+        return got
+      }
+    })
+  }
+}
+
+function wedgedAfterFailure (base: Wiring): Wiring {
+  return {
+    ...base,
+    upstream (host, instance, audience, alive) {
+      const inner = base.upstream(host, instance, audience, alive)
+      let wedged: unknown
+      return {
+        async fetchToken (signal) {
+          if (wedged !== undefined) throw wedged
+          try {
+            return await inner.fetchToken(signal)
+          } catch (err) {
+            wedged = err
+            throw err
+          }
+        }
+      }
+    }
+  }
 }
 
 function noMargin (base: Wiring): Wiring {

@@ -5,7 +5,8 @@ import { runSim } from '../../sim/fleet.js'
 import { MUTANTS, type MutantName } from '../../sim/mutants.js'
 
 /**
- * Each mutant puts back a fault the last review found; the simulator must
+ * Each mutant puts back a fault the last review found (or, for promises 4
+ * and 5, a plausible one), so every promise is seen to fail; the simulator must
  * catch it, and the same seed must pass without it, so what is caught is the
  * mutant. The pinned seeds are the shortest failing runs found
  * (docs/simulator.md); a change to the engine moves every run, so when a
@@ -16,7 +17,9 @@ const PINNED: Record<MutantName, { promise: number, seeds: number[], days: numbe
   'peer-wall-clock': { promise: 1, seeds: [30, 6], days: 1 },
   'fetch-alone-after-wait': { promise: 2, seeds: [16, 10], days: 1 },
   'jump-no-spacing': { promise: 3, seeds: [6, 11], days: 1 },
-  'no-margin': { promise: 1, seeds: [9, 7], days: 11 }
+  'no-margin': { promise: 1, seeds: [9, 7], days: 11 },
+  'log-token': { promise: 5, seeds: [11, 1], days: 1 },
+  'wedged-after-failure': { promise: 4, seeds: [30, 24], days: 1 }
 }
 const FALLBACK_SEEDS = 40
 
