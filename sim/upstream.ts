@@ -139,7 +139,7 @@ export class TokenEndpoint {
     }
     if (fault === 'rate_limited' || this.#hourCount > this.#opts.quotaPerHour) {
       const seconds = fault === 'rate_limited' ? this.retryAfterS : Math.ceil((3_600_000 - (this.#sched.now % 3_600_000)) / 1000)
-      const wait = retryAfter({ 'retry-after': String(seconds) }, 429, 0)!
+      const wait = retryAfter({ 'retry-after': String(seconds) }, 0)!
       request.outcome = 'rate_limited'
       request.retryAfterMs = wait.ms
       return new TokenRequestError('sim-tenant answered 429 too_many_requests', {
