@@ -1,5 +1,5 @@
 import { fileURLToPath } from 'node:url'
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { request } from 'undici'
 import { FakeAuth0 } from './fixtures/fake-auth0.js'
 import { spawnSidecar, stopOnTeardown } from './fixtures/spawn-sidecar.js'
@@ -15,35 +15,56 @@ async function getToken (port: number) {
   return { status: res.statusCode, body }
 }
 
-for (const [direction, stepMs] of [['forward', 2 * 86_400_000], ['back', -3_600_000]] as const) {
-  t.test(`the real sidecar: wall clock stepped ${direction}, /token serves a new token within seconds`, async (t) => {
-    const auth0 = await FakeAuth0.start()
-    t.teardown(() => auth0.close())
-    const sidecar = spawnSidecar(
-      { ...auth0.sidecarEnv(SECRET), TOOLBRIDGE_SIDECAR_PORT: '0', STEP_CLOCK_MS: String(stepMs) },
-      [],
-      { nodeArgs: [`--import=${STEP_CLOCK}`] }
-    )
-    stopOnTeardown(t, sidecar)
-    const port = (await sidecar.listening)!
-    await sidecar.waitFor((l) => l.event === 'token_refreshed')
-    const before = await getToken(port)
-    t.equal(before.status, 200)
-
-    const steppedAt = Date.now()
-    sidecar.child.kill('SIGWINCH')
-    const jump = await sidecar.waitFor((l) => l.event === 'clock_jump', 5000)
-    t.match(jump, { level: 'warn', direction: direction === 'forward' ? 'forward' : 'backward', action: 'refresh' })
-    t.ok(Math.abs(Number(jump.step_ms) - stepMs) < 1000, `step of ${String(jump.step_ms)} ms logged`)
-    await sidecar.waitFor((l) => l.event === 'token_refreshed' && l.trigger === 'clock_jump', 5000)
-    const after = await getToken(port)
-    t.equal(after.status, 200, '/token answers 200')
-    t.not(after.body.access_token, before.body.access_token, 'with a new token')
-    t.ok(Number(after.body.expires_in) >= 86398 && Number(after.body.expires_in) <= 86400, `whose lifetime agrees with both clocks (${String(after.body.expires_in)} s)`)
-    t.ok(Date.now() - steppedAt < 5000, `${Date.now() - steppedAt} ms after the step`)
-    t.equal(auth0.tokenRequests(), 2, 'one fetch for the step, no more')
-  })
+async function steppedSidecar (t: Test, stepMs: number) {
+  const auth0 = await FakeAuth0.start()
+  t.teardown(() => auth0.close())
+  const sidecar = spawnSidecar(
+    { ...auth0.sidecarEnv(SECRET), TOOLBRIDGE_SIDECAR_PORT: '0', STEP_CLOCK_MS: String(stepMs) },
+    [],
+    { nodeArgs: [`--import=${STEP_CLOCK}`] }
+  )
+  stopOnTeardown(t, sidecar)
+  const port = (await sidecar.listening)!
+  await sidecar.waitFor((l) => l.event === 'token_refreshed')
+  return { auth0, sidecar, port }
 }
+
+t.test('the real sidecar: wall clock stepped forward two days, /token serves a new token within seconds', async (t) => {
+  const stepMs = 2 * 86_400_000
+  const { auth0, sidecar, port } = await steppedSidecar(t, stepMs)
+  const before = await getToken(port)
+  t.equal(before.status, 200)
+
+  const steppedAt = Date.now()
+  sidecar.child.kill('SIGWINCH')
+  const jump = await sidecar.waitFor((l) => l.event === 'clock_jump', 5000)
+  t.match(jump, { level: 'warn', direction: 'forward', action: 'refresh' })
+  t.ok(Math.abs(Number(jump.step_ms) - stepMs) < 1000, `step of ${String(jump.step_ms)} ms logged`)
+  await sidecar.waitFor((l) => l.event === 'token_refreshed' && l.trigger === 'clock_jump', 5000)
+  const after = await getToken(port)
+  t.equal(after.status, 200, '/token answers 200')
+  t.not(after.body.access_token, before.body.access_token, 'with a new token')
+  t.ok(Number(after.body.expires_in) >= 86398 && Number(after.body.expires_in) <= 86400, `whose lifetime agrees with both clocks (${String(after.body.expires_in)} s)`)
+  t.ok(Date.now() - steppedAt < 5000, `${Date.now() - steppedAt} ms after the step`)
+  t.equal(auth0.tokenRequests(), 2, 'one fetch for the step, no more')
+})
+
+t.test('the real sidecar: wall clock stepped back an hour, the held token keeps being served and nothing is fetched', async (t) => {
+  const stepMs = -3_600_000
+  const { auth0, sidecar, port } = await steppedSidecar(t, stepMs)
+  const before = await getToken(port)
+  t.equal(before.status, 200)
+
+  sidecar.child.kill('SIGWINCH')
+  const jump = await sidecar.waitFor((l) => l.event === 'clock_jump', 5000)
+  t.match(jump, { direction: 'backward', action: 'none' })
+  t.ok(Math.abs(Number(jump.step_ms) - stepMs) < 1000, `step of ${String(jump.step_ms)} ms logged`)
+  const after = await getToken(port)
+  t.equal(after.status, 200, '/token answers 200')
+  t.equal(after.body.access_token, before.body.access_token, 'the same token: the monotonic deadline still governs')
+  t.ok(Number(after.body.expires_in) <= Number(before.body.expires_in), `and its lifetime did not grow with the step (${String(after.body.expires_in)} s)`)
+  t.equal(auth0.tokenRequests(), 1, 'no fetch for a backward step')
+})
 
 t.test('SIGTERM while a request waits on a hanging token endpoint: 503 at once, exit 0', async (t) => {
   const auth0 = await FakeAuth0.start()
