@@ -127,9 +127,8 @@ t.test('a client that never reads: the proxy stops reading the API (backpressure
   await closed
 })
 
-t.test('connections past the cap are refused; established ones keep working', async (t) => {
-  const { port, proxy, url, auth } = await startProxy(t, { proxy: { maxConnections: 1 } })
-  t.equal(proxy.server.maxConnections, 1)
+t.test('connections past the cap are refused when every other one is authenticated; established ones keep working', async (t) => {
+  const { port, url, auth } = await startProxy(t, { proxy: { maxConnections: 1 } })
   const { Client } = await import('undici')
   const first = new Client(url)
   t.teardown(() => first.close())
@@ -141,6 +140,25 @@ t.test('connections past the cap are refused; established ones keep working', as
   const again = await first.request({ path: '/echo', method: 'GET', headers: auth })
   t.equal(again.statusCode, 200)
   await again.body.dump()
+})
+
+t.test('idle connections without the secret cannot lock an authorised caller out of the proxy', async (t) => {
+  const { port, url, auth } = await startProxy(t, { proxy: { maxConnections: 8 } })
+  // Bounded: 40 sockets that connect and say nothing, five times the cap.
+  const idle = await Promise.all(Array.from({ length: 40 }, () => new Promise<ReturnType<typeof connect>>((resolve) => {
+    const socket = connect(port, '127.0.0.1', () => resolve(socket))
+    socket.on('error', () => {})
+  })))
+  t.teardown(() => { for (const socket of idle) socket.destroy() })
+  const { Client } = await import('undici')
+  const client = new Client(url)
+  t.teardown(() => client.close())
+  const startedAt = performance.now()
+  const res = await client.request({ path: '/echo', method: 'GET', headers: auth })
+  const tookMs = performance.now() - startedAt
+  t.equal(res.statusCode, 200, 'the authorised request went through')
+  await res.body.dump()
+  t.ok(tookMs < 1000, `answered in ${Math.round(tookMs)} ms while 40 strangers held the slots`)
 })
 
 t.test('shutdown: requests in flight get the drain period, then an endless event stream is closed', async (t) => {
