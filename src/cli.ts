@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 import module from 'node:module'
+import { setFlagsFromString } from 'node:v8'
 
 // Node 22.1+ caches compiled code between starts (the image runs Node 24), so a
 // restart loads Fastify, undici and the rest faster. It must run before they load:
@@ -7,6 +8,16 @@ import module from 'node:module'
 // healthcheck probe from loading the server at all.
 /* c8 ignore next -- present from Node 22.1 on; CI runs the suite on Node 20 and 24 */
 ;(module as { enableCompileCache?: () => unknown }).enableCompileCache?.()
+
+/**
+ * undici parses HTTP with WebAssembly. Left to itself, V8 recompiles that
+ * parser with its optimizing tier on background threads some 40 ms after
+ * start-up: 35 MB more peak memory, for a parser that reads a few token
+ * responses an hour. Its baseline tier does that as well. Set before undici loads.
+ */
+function keepWasmOnBaselineTier (): void {
+  setFlagsFromString('--no-wasm-tier-up')
+}
 
 type Env = Readonly<Record<string, string | undefined>>
 
@@ -29,9 +40,12 @@ async function main (argv: string[], env: Env): Promise<number | undefined> {
     process.stdout.write(`${(await import('./version.js')).VERSION}\n`)
     return 0
   }
-  if (argv.length === 0) return (await import('./serve.js')).serve(env)
   if (argv.length === 1 && argv[0] === 'healthcheck') return (await import('./healthcheck.js')).healthcheck(env)
-  if (argv.length === 1 && argv[0] === '--dev') return (await import('./serve.js')).serveDev(env)
+  if (argv.length === 0 || (argv.length === 1 && argv[0] === '--dev')) {
+    keepWasmOnBaselineTier()
+    const { serve, serveDev } = await import('./serve.js')
+    return argv.length === 0 ? serve(env) : serveDev(env)
+  }
   process.stderr.write(`token-sidecar: unknown argument ${JSON.stringify(argv.join(' '))}\n${USAGE}\n`)
   return 2
 }
