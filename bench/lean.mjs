@@ -9,7 +9,7 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import autocannon from 'autocannon'
 import { Agent, request } from 'undici'
-import { memory, spawnNode } from './proc.mjs'
+import { cpuMicros, memory, spawnNode } from './proc.mjs'
 
 const BASELINE = new URL('./baseline.mjs', import.meta.url).pathname
 const RUSAGE = new URL('./rusage.cjs', import.meta.url).pathname
@@ -68,6 +68,7 @@ export function servers ({ cli, before, sidecarEnv, tokenBytes, extra = [] }) {
 /** Spawn to first 200 on /healthz for each server, and spawn to exit for `node -e ''`, in rotating order. */
 export async function startupRounds ({ rounds, targets, freePort }) {
   const times = Object.fromEntries([['node -e \'\'', []], ...targets.map((t) => [t.name, []])])
+  const cpu = Object.fromEntries(targets.map((t) => [t.name, []]))
   const all = [{ name: 'node -e \'\'', empty: true }, ...targets]
   for (let i = 0; i < rounds; i++) {
     for (const target of rotate(all, i)) {
@@ -83,10 +84,12 @@ export async function startupRounds ({ rounds, targets, freePort }) {
       const child = target.start(port)
       const ok = await firstOk(port, child)
       times[target.name].push(ok - started)
+      // CPU time to healthy: steadier than wall time on a shared machine.
+      cpu[target.name].push(cpuMicros(child.pid) / 1000)
       await stop(child)
     }
   }
-  return Object.fromEntries(Object.entries(times).map(([name, xs]) => [name, { ms: median(xs), all: xs }]))
+  return Object.fromEntries(Object.entries(times).map(([name, xs]) => [name, { ms: median(xs), all: xs, cpuMs: cpu[name] === undefined ? undefined : median(cpu[name]) }]))
 }
 
 /**

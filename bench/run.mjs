@@ -322,9 +322,9 @@ CPU ratio baseline ÷ sidecar: **${tp.ratio.toFixed(3)}** (median of paired roun
 const x = (a, b) => `${(a / b).toFixed(2)}×`
 const leanSection = le === undefined ? '' : `## Start-up: spawn to the first 200 on /healthz (${STARTS} rounds, order rotating)
 
-| process | median ms | ÷ \`node -e ''\` | ÷ bare Fastify | all rounds, ms |
-|---|---|---|---|---|
-${Object.entries(le.start).map(([name, r]) => `| ${name} | ${Math.round(r.ms)} | ${x(r.ms, le.start["node -e ''"].ms)} | ${x(r.ms, le.start['bare Fastify'].ms)} | ${r.all.map(Math.round).join(', ')} |`).join('\n')}
+| process | median ms | ÷ \`node -e ''\` | ÷ bare Fastify | CPU ms to healthy | CPU ÷ bare Fastify | all rounds, ms |
+|---|---|---|---|---|---|---|
+${Object.entries(le.start).map(([name, r]) => `| ${name} | ${Math.round(r.ms)} | ${x(r.ms, le.start["node -e ''"].ms)} | ${x(r.ms, le.start['bare Fastify'].ms)} | ${r.cpuMs === undefined ? '' : Math.round(r.cpuMs)} | ${r.cpuMs === undefined ? '' : x(r.cpuMs, le.start['bare Fastify'].cpuMs)} | ${r.all.map(Math.round).join(', ')} |`).join('\n')}
 
 \`node -e ''\` is spawn to exit; the sidecar's first 200 includes its first token from the loopback stand-in.
 

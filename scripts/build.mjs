@@ -80,6 +80,9 @@ async function main () {
     format: 'esm',
     platform: 'node',
     target: 'node20',
+    // Less to parse and keep in memory; names kept for stack traces, error and plugin names.
+    minify: true,
+    keepNames: true,
     // Chunks beside cli.js: src/version.ts finds package.json one directory up.
     chunkNames: 'chunk-[hash]',
     sourcemap: true,

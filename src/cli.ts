@@ -10,14 +10,13 @@ import { setFlagsFromString } from 'node:v8'
 ;(module as { enableCompileCache?: () => unknown }).enableCompileCache?.()
 
 /**
- * undici parses HTTP with WebAssembly. Left to itself, V8 recompiles that
- * parser with its optimizing tier on background threads some 40 ms after
- * start-up: 35 MB more peak memory, for a parser that reads a few token
- * responses an hour. Its baseline tier does that as well. Set before undici loads.
+ * undici parses HTTP with WebAssembly. Left to itself, V8 (Node 20) recompiles
+ * that parser with its optimizing tier on background threads some 40 ms after
+ * start-up: a 35 MB peak, for a parser that reads a few token responses an
+ * hour, which its baseline tier does as well. Set before undici loads; both
+ * flags, as dynamic tiering alone still tiers up.
  */
-function keepWasmOnBaselineTier (): void {
-  setFlagsFromString('--no-wasm-tier-up')
-}
+const WASM_FLAGS = ['--no-wasm-dynamic-tiering', '--no-wasm-tier-up'] as const
 
 type Env = Readonly<Record<string, string | undefined>>
 
@@ -42,7 +41,7 @@ async function main (argv: string[], env: Env): Promise<number | undefined> {
   }
   if (argv.length === 1 && argv[0] === 'healthcheck') return (await import('./healthcheck.js')).healthcheck(env)
   if (argv.length === 0 || (argv.length === 1 && argv[0] === '--dev')) {
-    keepWasmOnBaselineTier()
+    for (const flag of WASM_FLAGS) setFlagsFromString(flag)
     const { serve, serveDev } = await import('./serve.js')
     return argv.length === 0 ? serve(env) : serveDev(env)
   }
