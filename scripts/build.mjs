@@ -12,7 +12,7 @@ import { fileURLToPath } from 'node:url'
 import Ajv from 'ajv'
 import standaloneCode from 'ajv/dist/standalone/index.js'
 import { decode, encode } from '@jridgewell/sourcemap-codec'
-import { build } from 'esbuild'
+import { build, transform } from 'esbuild'
 
 const root = fileURLToPath(new URL('..', import.meta.url))
 const VALIDATOR = `${root}src/config/env-validator.ts`
@@ -59,6 +59,38 @@ function srcOnlySourceMap (path) {
   writeFileSync(path, JSON.stringify({ ...map, sources, sourcesContent, mappings: encode(lines) }))
 }
 
+/**
+ * Node's built-ins reach the bundle through require(), not ESM imports: on
+ * Node 24, `import ... from 'node:http'` builds the module's ESM namespace,
+ * whose getters load Node's own copy of undici (WebSocket and friends):
+ * about 30 ms of CPU and 13 MB for the health probe, which needs neither.
+ */
+const builtinsThroughRequire = {
+  name: 'builtins-through-require',
+  setup (b) {
+    b.onResolve({ filter: /^node:/ }, (args) => args.kind === 'import-statement' || args.kind === 'dynamic-import'
+      ? { path: args.path, namespace: 'builtin' }
+      : undefined)
+    b.onLoad({ filter: /.*/, namespace: 'builtin' }, (args) => ({ contents: `module.exports = require(${JSON.stringify(args.path)})`, loader: 'js' }))
+  }
+}
+
+/**
+ * Package code minified (less to parse and to keep in memory; names kept for
+ * error and plugin names), our own code not: tap's coverage of the spawned CLI
+ * is mapped back to src/ through the source map, and minified code maps its
+ * branches and functions too coarsely for that.
+ */
+const minifyPackages = {
+  name: 'minify-packages',
+  setup (b) {
+    b.onLoad({ filter: /[\\/]node_modules[\\/].*\.[cm]?js$/ }, async (args) => {
+      const { code } = await transform(readFileSync(args.path, 'utf8'), { loader: 'js', minify: true, keepNames: true, platform: 'node', target: 'node20', logLevel: 'error' })
+      return { contents: code, loader: 'js' }
+    })
+  }
+}
+
 async function main () {
   const source = await validatorSource()
   let committed = ''
@@ -80,9 +112,6 @@ async function main () {
     format: 'esm',
     platform: 'node',
     target: 'node20',
-    // Less to parse and keep in memory; names kept for stack traces, error and plugin names.
-    minify: true,
-    keepNames: true,
     // Chunks beside cli.js: src/version.ts finds package.json one directory up.
     chunkNames: 'chunk-[hash]',
     sourcemap: true,
@@ -91,6 +120,7 @@ async function main () {
     // Bundled CommonJS packages require() Node's built-ins.
     banner: { js: "import { createRequire as __createRequire } from 'node:module'; const require = __createRequire(import.meta.url);" },
     metafile: true,
+    plugins: [builtinsThroughRequire, minifyPackages],
     logLevel: 'warning'
   })
   for (const output of Object.keys(metafile.outputs)) if (output.endsWith('.map')) srcOnlySourceMap(`${root}${output}`)
