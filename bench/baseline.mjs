@@ -1,22 +1,23 @@
 // The ceiling: a bare Fastify app answering a fixed JSON body of the given
-// size (the size of a real /token answer) with the sidecar's response headers.
-// Bare means Fastify's defaults: no logger, as the sidecar's Fastify has none
-// unless access logs are on. With --metrics it also runs prom-client's default
-// metrics, as the sidecar does, so their share of the cost can be told apart.
-import Fastify from 'fastify'
-import { collectDefaultMetrics, Registry } from 'prom-client'
+// size (the size of a real /token answer) with the sidecar's response headers,
+// its logger level (info) and no per-request log lines, as the sidecar at info.
+// It also answers GET /healthz, so its start-up is timed the way the sidecar's is.
+//   node bench/baseline.mjs <bytes> [port]
+import Fastify, { LogController } from 'fastify'
 
 const size = Number(process.argv[2])
-const withMetrics = process.argv.includes('--metrics')
+const port = Number(process.argv[3] ?? 0)
 const skeleton = { access_token: '', token_type: 'Bearer', expires_in: 86400, expires_at: new Date().toISOString() }
 skeleton.access_token = 'x'.repeat(size - JSON.stringify(skeleton).length)
 const body = JSON.stringify(skeleton)
 
-if (withMetrics) collectDefaultMetrics({ register: new Registry() })
-const app = Fastify()
+const app = Fastify({ logger: { level: 'info' }, logController: new LogController({ disableRequestLogging: true }) })
 app.get('/token', (_request, reply) => {
   reply.header('cache-control', 'no-store').header('content-type', 'application/json; charset=utf-8').send(body)
 })
-await app.listen({ host: '127.0.0.1', port: 0 })
+app.get('/healthz', (_request, reply) => {
+  reply.header('cache-control', 'no-store').send({ status: 'ok' })
+})
+await app.listen({ host: '127.0.0.1', port })
 process.stdout.write(`${JSON.stringify({ baseline: true, port: app.server.address().port, bytes: Buffer.byteLength(body) })}\n`)
 process.once('SIGTERM', () => app.close())

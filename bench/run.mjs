@@ -1,13 +1,15 @@
 // npm run bench: CPU per GET /token against a bare Fastify route in paired
-// rounds at a fixed offered rate, start-up time, the single-flight burst, the
-// secret comparison, a million-request memory run, and a fleet sharing one token
-// through Redis (bench/fleet.mjs). Prints figures; asserts nothing.
+// rounds at a fixed offered rate; start-up, idle and high-water memory over a
+// million requests, and the health probe's cost, each against its reference
+// in the same rounds (bench/lean.mjs); the single-flight burst, the secret
+// comparison, and a fleet sharing one token through Redis (bench/fleet.mjs).
+// Prints figures; asserts nothing.
 //
 //   node bench/run.mjs [--rounds 7] [--duration 10] [--warmup 2] [--rate 4000] [--connections 10]
-//                      [--starts 5] [--burst 1000] [--requests 1000000]
+//                      [--starts 11] [--memory-rounds 2] [--probes 11] [--before path/to/old/cli.js]
+//                      [--burst 1000] [--requests 1000000]
 //                      [--fleet 1,5,20] [--fleet-restarts 2] [--fleet-lifetimes 1] [--fleet-lifetime 60]
-//                      [--proxy-rounds 7] [--proxy-requests 5000] [--proxy-only]
-//                      [--write docs/benchmarks.md] [--cpu-only]
+//                      [--skip cpu,burst,fleet] [--write docs/benchmarks.md]
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto'
 import { existsSync, readFileSync, writeFileSync } from 'node:fs'
 import { createServer } from 'node:net'
@@ -18,7 +20,7 @@ import { Agent, request } from 'undici'
 import { cpuMicros, memory, PINNED, spawnNode } from './proc.mjs'
 import { startStandIn } from './stand-in.mjs'
 import { fleetScenario, fleetTable } from './fleet.mjs'
-import { proxyScenario, proxyTable } from './proxy.mjs'
+import { memoryRounds, probeRounds, servers, startupRounds } from './lean.mjs'
 import { SidecarSecret } from '../dist/http/sidecar-secret.js'
 
 const { values: args } = parseArgs({
@@ -28,7 +30,13 @@ const { values: args } = parseArgs({
     warmup: { type: 'string', default: '2' },
     rate: { type: 'string', default: '4000' },
     connections: { type: 'string', default: '10' },
-    starts: { type: 'string', default: '5' },
+    starts: { type: 'string', default: '11' },
+    'memory-rounds': { type: 'string', default: '2' },
+    probes: { type: 'string', default: '11' },
+    // An older build's dist/cli.js, measured in the same rounds (the "before" figures).
+    before: { type: 'string' },
+    // Sections to leave out while iterating: cpu, lean, burst, fleet.
+    skip: { type: 'string', default: '' },
     burst: { type: 'string', default: '1000' },
     requests: { type: 'string', default: '1000000' },
     // Fleet sizes, comma-separated; empty skips the fleet scenario.
@@ -37,14 +45,7 @@ const { values: args } = parseArgs({
     'fleet-lifetimes': { type: 'string', default: '1' },
     // Long enough that 20 processes, pinned to one core, start and restart well within one token's life.
     'fleet-lifetime': { type: 'string', default: '60' },
-    // The credential-injecting proxy against direct calls and nginx; 0 rounds skips it.
-    'proxy-rounds': { type: 'string', default: '7' },
-    'proxy-requests': { type: 'string', default: '5000' },
-    // Only the proxy scenario, printed (no --write).
-    'proxy-only': { type: 'boolean', default: false },
-    write: { type: 'string' },
-    // Only the paired CPU rounds (to compare builds); prints their table, writes nothing.
-    'cpu-only': { type: 'boolean', default: false }
+    write: { type: 'string' }
   }
 })
 const ROUNDS = Number(args.rounds)
@@ -53,6 +54,9 @@ const WARMUP = Number(args.warmup)
 const RATE = Number(args.rate)
 const CONNECTIONS = Number(args.connections)
 const STARTS = Number(args.starts)
+const MEMORY_ROUNDS = Number(args['memory-rounds'])
+const PROBES = Number(args.probes)
+const SKIP = new Set(args.skip.split(',').filter(Boolean))
 const BURST = Number(args.burst)
 const REQUESTS = Number(args.requests)
 const FLEET = { sizes: args.fleet.split(',').filter(Boolean).map(Number), restarts: Number(args['fleet-restarts']), lifetimes: Number(args['fleet-lifetimes']), lifetimeSeconds: Number(args['fleet-lifetime']) }
@@ -95,7 +99,6 @@ function startProcess (argv, env, ready) {
 }
 
 async function startSidecar (standIn, extraEnv = {}) {
-  const proxyPort = extraEnv.TOOLBRIDGE_PROXY_PORT
   const { child, value: port } = await startProcess([CLI], {
     TOOLBRIDGE_AUTH0_CLIENT_ID: CLIENT.clientId,
     TOOLBRIDGE_AUTH0_CLIENT_SECRET: CLIENT.clientSecret,
@@ -107,7 +110,7 @@ async function startSidecar (standIn, extraEnv = {}) {
     const match = /"msg":"Server listening at http:\/\/127\.0\.0\.1:(\d+)"/.exec(line)
     return match === null ? undefined : Number(match[1])
   })
-  return { child, url: `http://127.0.0.1:${port}`, ...(proxyPort === undefined ? {} : { proxyUrl: `http://127.0.0.1:${proxyPort}` }) }
+  return { child, url: `http://127.0.0.1:${port}` }
 }
 
 async function stop (child) {
@@ -149,10 +152,9 @@ async function measured (pid, url, headers) {
 }
 
 /**
- * Paired rounds: in each, the sidecar and the two baselines (bare Fastify, and
- * bare Fastify with prom-client's default metrics) take the same load one after
- * the other (the order reverses every round), and the round yields one ratio
- * per baseline, baseline CPU per request ÷ sidecar CPU per request.
+ * Paired rounds: in each, the sidecar and the baseline take the same load
+ * one after the other (the order alternates), and the round yields one ratio,
+ * baseline CPU per request ÷ sidecar CPU per request.
  */
 async function cpuRounds () {
   const standIn = await startStandIn({ ...CLIENT, expiresIn: 86400 })
@@ -160,32 +162,27 @@ async function cpuRounds () {
   await waitForToken(sidecar.url)
   const sample = await request(`${sidecar.url}/token`, { headers: auth })
   const bytes = Buffer.byteLength(await sample.body.text())
-  const isBaseline = (line) => line.startsWith('{"baseline":true') ? JSON.parse(line) : undefined
-  const { child: bareChild, value: bare } = await startProcess([BASELINE, String(bytes)], {}, isBaseline)
-  const { child: metricsChild, value: withMetrics } = await startProcess([BASELINE, String(bytes), '--metrics'], {}, isBaseline)
+  const { child: baselineChild, value: baseline } = await startProcess([BASELINE, String(bytes)], {}, (line) => line.startsWith('{"baseline":true') ? JSON.parse(line) : undefined)
   const targets = {
     sidecar: { pid: sidecar.child.pid, url: `${sidecar.url}/token`, headers: auth },
-    baseline: { pid: bareChild.pid, url: `http://127.0.0.1:${bare.port}/token`, headers: {} },
-    metrics: { pid: metricsChild.pid, url: `http://127.0.0.1:${withMetrics.port}/token`, headers: {} }
+    baseline: { pid: baselineChild.pid, url: `http://127.0.0.1:${baseline.port}/token`, headers: {} }
   }
 
-  // Warm them up (JIT, connection pools) before measuring.
+  // Warm both up (JIT, connection pools) before measuring.
   for (const target of Object.values(targets)) await load(target.url, target.headers, { duration: WARMUP })
 
   const rounds = []
   for (let i = 0; i < ROUNDS; i++) {
-    const order = i % 2 === 0 ? ['sidecar', 'baseline', 'metrics'] : ['metrics', 'baseline', 'sidecar']
+    const order = i % 2 === 0 ? ['sidecar', 'baseline'] : ['baseline', 'sidecar']
     const round = {}
     for (const name of order) round[name] = await measured(targets[name].pid, targets[name].url, targets[name].headers)
     round.ratio = round.baseline.cpuUs / round.sidecar.cpuUs
-    round.metricsRatio = round.metrics.cpuUs / round.sidecar.cpuUs
     rounds.push(round)
-    process.stderr.write(`round ${i + 1}/${ROUNDS}: sidecar ${round.sidecar.cpuUs.toFixed(1)} µs, baseline ${round.baseline.cpuUs.toFixed(1)} µs, with default metrics ${round.metrics.cpuUs.toFixed(1)} µs per request, ratios ${round.ratio.toFixed(3)}, ${round.metricsRatio.toFixed(3)}\n`)
+    process.stderr.write(`round ${i + 1}/${ROUNDS}: sidecar ${round.sidecar.cpuUs.toFixed(1)} µs, baseline ${round.baseline.cpuUs.toFixed(1)} µs per request, ratio ${round.ratio.toFixed(3)}\n`)
   }
   const peak = memory(sidecar.child.pid).peak
   await stop(sidecar.child)
-  await stop(bareChild)
-  await stop(metricsChild)
+  await stop(baselineChild)
   await standIn.close()
   const agg = (name) => ({
     cpuUs: median(rounds.map((r) => r[name].cpuUs)),
@@ -195,14 +192,14 @@ async function cpuRounds () {
     errors: rounds.reduce((n, r) => n + r[name].errors, 0),
     non2xx: rounds.reduce((n, r) => n + r[name].non2xx, 0)
   })
-  const spread = (ratios) => ({ ratios, ratio: median(ratios), iqr: [quantile(ratios, 0.25), quantile(ratios, 0.75)] })
+  const ratios = rounds.map((r) => r.ratio)
   return {
     bytes,
     sidecar: agg('sidecar'),
     baseline: agg('baseline'),
-    metrics: agg('metrics'),
-    bare: spread(rounds.map((r) => r.ratio)),
-    withMetrics: spread(rounds.map((r) => r.metricsRatio)),
+    ratios,
+    ratio: median(ratios),
+    iqr: [quantile(ratios, 0.25), quantile(ratios, 0.75)],
     peakKb: peak,
     upstream: standIn.count()
   }
@@ -216,39 +213,29 @@ async function freePort () {
   return port
 }
 
-/** Start to first 200 from /healthz, with the loopback stand-in: the process spawn, config, the first token. */
-async function startup () {
+/** Start-up, memory and the probe's cost, each against its reference in the same rounds (bench/lean.mjs). */
+async function lean (tokenBytes) {
   const standIn = await startStandIn({ ...CLIENT, expiresIn: 86400 })
-  const times = []
-  let idleKb = 0
-  for (let i = 0; i < STARTS; i++) {
-    const port = await freePort()
-    const started = performance.now()
-    const child = spawnNode([CLI], {
-      TOOLBRIDGE_AUTH0_CLIENT_ID: CLIENT.clientId,
-      TOOLBRIDGE_AUTH0_CLIENT_SECRET: CLIENT.clientSecret,
-      TOOLBRIDGE_AUTH0_TOKEN_URL: standIn.tokenUrl,
-      TOOLBRIDGE_SIDECAR_SECRET: SECRET,
-      TOOLBRIDGE_SIDECAR_PORT: String(port)
-    }, ['ignore', 'ignore', 'inherit'])
-    const agent = new Agent({ connectTimeout: 100 })
-    for (;;) {
-      const status = await request(`http://127.0.0.1:${port}/healthz`, { dispatcher: agent, reset: true })
-        .then(async (res) => { await res.body.dump(); return res.statusCode }, () => 0)
-      if (status === 200) break
-      await new Promise((resolve) => setTimeout(resolve, 2))
-    }
-    times.push(performance.now() - started)
-    await agent.close()
-    // Idle: a second after start-up, before any load.
-    if (i === STARTS - 1) {
-      await new Promise((resolve) => setTimeout(resolve, 1000))
-      idleKb = memory(child.pid).rss
-    }
-    await stop(child)
+  const sidecarEnv = {
+    TOOLBRIDGE_AUTH0_CLIENT_ID: CLIENT.clientId,
+    TOOLBRIDGE_AUTH0_CLIENT_SECRET: CLIENT.clientSecret,
+    TOOLBRIDGE_AUTH0_TOKEN_URL: standIn.tokenUrl,
+    TOOLBRIDGE_SIDECAR_SECRET: SECRET
   }
+  // Node 22.1+: the sidecar enables the compile cache; this shows what a cold one (a new container's) costs.
+  const cold = typeof (await import('node:module')).default.enableCompileCache === 'function'
+    ? [{ name: 'sidecar, compile cache off', env: { NODE_DISABLE_COMPILE_CACHE: '1' } }]
+    : []
+  const targets = servers({ cli: CLI, before: args.before, sidecarEnv, tokenBytes, extra: cold })
+  const start = await startupRounds({ rounds: STARTS, targets, freePort })
+  const mem = await memoryRounds({ rounds: MEMORY_ROUNDS, targets: targets.filter((t) => !t.name.includes('compile cache')), requests: REQUESTS, freePort, auth })
+  const sidecar = await startSidecar(standIn)
+  await waitForToken(sidecar.url)
+  const probes = [{ name: 'token-sidecar healthcheck', cli: CLI }, ...(args.before === undefined ? [] : [{ name: 'healthcheck before', cli: args.before }])]
+  const probe = await probeRounds({ rounds: PROBES, probes, port: Number(new URL(sidecar.url).port) })
+  await stop(sidecar.child)
   await standIn.close()
-  return { ms: median(times), min: Math.min(...times), max: Math.max(...times), idleKb }
+  return { start, mem, probe, upstream: standIn.count() }
 }
 
 /** ns per comparison of a 64-character secret, for the choice the README documents. */
@@ -314,84 +301,59 @@ async function burst () {
   return { requests: BURST, ok: statuses.filter((s) => s === 200).length, upstream, lastMs: Math.round(lastMs) }
 }
 
-async function soak () {
-  const standIn = await startStandIn({ ...CLIENT, expiresIn: 86400 })
-  const sidecar = await startSidecar(standIn)
-  await waitForToken(sidecar.url)
-  await load(`${sidecar.url}/token`, auth, { amount: Math.min(20_000, REQUESTS) })
-  const before = memory(sidecar.child.pid)
-  const result = await load(`${sidecar.url}/token`, auth, { amount: REQUESTS })
-  const after = memory(sidecar.child.pid)
-  await stop(sidecar.child)
-  await standIn.close()
-  return { requests: result.requests.total, errors: result.errors + result.timeouts, non2xx: result.non2xx, before, after, upstream: standIn.count() }
-}
-
-const PROXY = { rounds: Number(args['proxy-rounds']), requests: Number(args['proxy-requests']) }
-async function proxyRounds () {
-  const standIn = await startStandIn({ ...CLIENT, expiresIn: 86400 })
-  try {
-    return await proxyScenario({ ...PROXY, startProcess, startSidecar: (env) => startSidecar(standIn, env), stop, waitForToken, freePort, secret: SECRET })
-  } finally {
-    await standIn.close()
-  }
-}
-if (args['proxy-only']) {
-  process.stdout.write(proxyTable(await proxyRounds()))
-  process.exit(0)
-}
-
-const tp = await cpuRounds()
-if (args['cpu-only']) {
-  process.stdout.write(`${JSON.stringify({ sidecar: tp.sidecar, baseline: tp.baseline, metrics: tp.metrics, bare: tp.bare, withMetrics: tp.withMetrics })}\n`)
-  process.exit(0)
-}
-const st = await startup()
+const tp = SKIP.has('cpu') ? undefined : await cpuRounds()
+const le = SKIP.has('lean') ? undefined : await lean(tp?.bytes ?? 150)
 const sc = secretCompare()
-const bu = await burst()
-const so = await soak()
-const px = PROXY.rounds === 0 ? undefined : await proxyRounds()
-const fl = FLEET.sizes.length === 0 ? [] : await fleetScenario({ ...FLEET, startSidecar, stop, waitForToken, client: CLIENT, freePort })
+const bu = SKIP.has('burst') ? undefined : await burst()
+const fl = FLEET.sizes.length === 0 || SKIP.has('fleet') ? [] : await fleetScenario({ ...FLEET, startSidecar, stop, waitForToken, client: CLIENT, freePort })
 
 const machine = `${cpus().length} × ${cpus()[0].model.trim()}, ${Math.round(totalmem() / 2 ** 30)} GiB, Node.js ${process.version}, ${process.platform}${PINNED ? '; load generator on core 0, servers on core 1 (taskset)' : '; one core: nothing pinned'}`
-const command = `node bench/run.mjs --rounds ${ROUNDS} --duration ${DURATION} --warmup ${WARMUP} --rate ${RATE} --connections ${CONNECTIONS} --starts ${STARTS} --burst ${BURST} --requests ${REQUESTS} --fleet ${FLEET.sizes.join(',') || '""'} --fleet-restarts ${FLEET.restarts} --fleet-lifetimes ${FLEET.lifetimes} --fleet-lifetime ${FLEET.lifetimeSeconds} --proxy-rounds ${PROXY.rounds} --proxy-requests ${PROXY.requests}`
+const command = `node bench/run.mjs --rounds ${ROUNDS} --duration ${DURATION} --warmup ${WARMUP} --rate ${RATE} --connections ${CONNECTIONS} --starts ${STARTS} --memory-rounds ${MEMORY_ROUNDS} --probes ${PROBES}${args.before === undefined ? '' : ` --before ${args.before}`}${SKIP.size === 0 ? '' : ` --skip ${[...SKIP].join(',')}`} --burst ${BURST} --requests ${REQUESTS} --fleet ${FLEET.sizes.join(',') || '""'} --fleet-restarts ${FLEET.restarts} --fleet-lifetimes ${FLEET.lifetimes} --fleet-lifetime ${FLEET.lifetimeSeconds}`
 const row = (name, s, extra) => `| ${name} | ${s.cpuUs.toFixed(1)} | ${Math.round(s.rps)} | ${s.p50} | ${s.p99} | ${s.errors} | ${s.non2xx} | ${extra} |`
-const report = `## GET /token: server CPU per request at ${RATE} req/s offered (${ROUNDS} paired rounds × ${DURATION} s, ${CONNECTIONS} connections)
+const cpuSection = tp === undefined ? '' : `## GET /token: server CPU per request at ${RATE} req/s offered (${ROUNDS} paired rounds × ${DURATION} s, ${CONNECTIONS} connections)
 
 | target | CPU µs/request (median) | req/s answered | p50 ms | p99 ms | errors | non-2xx | notes |
 |---|---|---|---|---|---|---|---|
 ${row('sidecar (`GET /token`, info logging)', tp.sidecar, `peak RSS ${mb(tp.peakKb)} MB; ${tp.upstream} upstream token request(s)`)}
-${row('bare Fastify route, same body and headers', tp.baseline, `${tp.bytes}-byte JSON body, \`cache-control: no-store\`, no auth, no logger`)}
-${row('bare Fastify route with prom-client default metrics', tp.metrics, 'the same, plus `collectDefaultMetrics()` as the sidecar runs it')}
+${row('bare Fastify route, same body and headers', tp.baseline, `${tp.bytes}-byte JSON body, \`cache-control: no-store\`, no auth`)}
 
-CPU ratio baseline ÷ sidecar: **${tp.bare.ratio.toFixed(3)}** (median of paired rounds; interquartile range ${tp.bare.iqr[0].toFixed(3)}–${tp.bare.iqr[1].toFixed(3)}; rounds: ${tp.bare.ratios.map((r) => r.toFixed(3)).join(', ')})
+CPU ratio baseline ÷ sidecar: **${tp.ratio.toFixed(3)}** (median of paired rounds; interquartile range ${tp.iqr[0].toFixed(3)}–${tp.iqr[1].toFixed(3)}; rounds: ${tp.ratios.map((r) => r.toFixed(3)).join(', ')})
+`
+const x = (a, b) => `${(a / b).toFixed(2)}×`
+const leanSection = le === undefined ? '' : `## Start-up: spawn to the first 200 on /healthz (${STARTS} rounds, order rotating)
 
-CPU ratio baseline with default metrics ÷ sidecar: **${tp.withMetrics.ratio.toFixed(3)}** (interquartile range ${tp.withMetrics.iqr[0].toFixed(3)}–${tp.withMetrics.iqr[1].toFixed(3)}; rounds: ${tp.withMetrics.ratios.map((r) => r.toFixed(3)).join(', ')})
+| process | median ms | ÷ \`node -e ''\` | ÷ bare Fastify | CPU ms to healthy | CPU ÷ bare Fastify | all rounds, ms |
+|---|---|---|---|---|---|---|
+${Object.entries(le.start).map(([name, r]) => `| ${name} | ${Math.round(r.ms)} | ${x(r.ms, le.start["node -e ''"].ms)} | ${x(r.ms, le.start['bare Fastify'].ms)} | ${r.cpuMs === undefined ? '' : Math.round(r.cpuMs)} | ${r.cpuMs === undefined ? '' : x(r.cpuMs, le.start['bare Fastify'].cpuMs)} | ${r.all.map(Math.round).join(', ')} |`).join('\n')}
 
-## Start-up
+\`node -e ''\` is spawn to exit; the sidecar's first 200 includes its first token from the loopback stand-in.
 
-| start to first 200 from /healthz (median of ${STARTS}) | fastest | slowest | idle RSS |
+## Memory: idle, and the high-water mark over start-up + ${REQUESTS.toLocaleString('en-US')} GET /token (${MEMORY_ROUNDS} rounds, order rotating)
+
+| process | idle RSS (1 s after healthy) | ÷ bare Fastify | high-water RSS (VmHWM) | ÷ bare Fastify | errors | non-2xx |
+|---|---|---|---|---|---|---|
+${Object.entries(le.mem).map(([name, r]) => `| ${name} | ${mb(r.idleKb)} MB | ${x(r.idleKb, le.mem['bare Fastify'].idleKb)} | ${mb(r.peakKb)} MB | ${x(r.peakKb, le.mem['bare Fastify'].peakKb)} | ${r.errors} | ${r.non2xx} |`).join('\n')}
+
+## The health probe against a healthy sidecar (${PROBES} rounds, alternating with \`node -e ''\`)
+
+| process | CPU ms (user + system) | ÷ \`node -e ''\` | peak RSS |
 |---|---|---|---|
-| ${Math.round(st.ms)} ms | ${Math.round(st.min)} ms | ${Math.round(st.max)} ms | ${mb(st.idleKb)} MB |
-
+${Object.entries(le.probe).map(([name, r]) => `| ${name} | ${r.cpuMs.toFixed(1)} | ${x(r.cpuMs, le.probe["node -e ''"].cpuMs)} | ${(r.peakKb / 1024).toFixed(1)} MiB |`).join('\n')}
+`
+const report = `${cpuSection}
+${leanSection}
 ## Comparing the sidecar secret (64 characters, half right, half wrong in the last character)
 
 | method | ns per comparison |
 |---|---|
 ${sc.map((r) => `| ${r.name} | ${Math.round(r.ns)} |`).join('\n')}
-
+${bu === undefined ? '' : `
 ## Single flight under a burst
 
 | concurrent GET /token while the token is expired and its refresh in flight | answered 200 | upstream token requests since expiry | last answer after |
 |---|---|---|---|
 | ${bu.requests} | ${bu.ok} | ${bu.upstream} | ${bu.lastMs} ms |
-
-## Memory over ${REQUESTS.toLocaleString('en-US')} requests
-
-| requests | errors | non-2xx | RSS before | RSS after | peak RSS | upstream token requests |
-|---|---|---|---|---|---|---|
-| ${so.requests} | ${so.errors} | ${so.non2xx} | ${mb(so.before.rss)} MB | ${mb(so.after.rss)} MB | ${mb(so.after.peak)} MB | ${so.upstream} |
-${fl.length === 0 ? '' : `\n${fleetTable(fl, FLEET)}`}${px === undefined ? '' : `\n${proxyTable(px)}`}`
+`}${fl.length === 0 ? '' : `\n${fleetTable(fl, FLEET)}`}`
 process.stdout.write(`${report}\nmachine: ${machine}\n`)
 
 if (args.write !== undefined) {
@@ -412,8 +374,11 @@ Written by \`npm run bench -- --write docs/benchmarks.md\` on ${new Date().toISO
 - **Headline: server CPU time per request**, not throughput. Throughput at saturation on a 2-core machine, where the load generator shares the cores, measures the load generator as much as the server. Here autocannon offers a **fixed rate** (\`--rate\`, well below saturation) over keep-alive connections; the server's user + system CPU time is read from \`/proc/<pid>/stat\` before and after each run and divided by the requests answered.
 - **Pinned cores.** With two cores or more, the benchmark process (load generator and Auth0 stand-in) runs on core 0 and each server on core 1 (\`taskset\`).
 - **Paired rounds.** In each round the sidecar and the baseline take the same load one after the other (the order alternates between rounds); each round yields one ratio, baseline CPU per request ÷ sidecar CPU per request (1.0 means the sidecar costs what a bare route costs; higher is better). The headline is the median ratio with its interquartile range. Throughput and latency at the fixed rate are secondary columns.
-- **Baselines** (\`bench/baseline.mjs\`): a bare Fastify app (Fastify's defaults, so no logger, as the sidecar's Fastify has none at \`info\`) answering a JSON body of the same size with the same response headers (\`content-type\`, \`cache-control: no-store\`) and the same Node.js flags, with no authentication; and the same app running prom-client's \`collectDefaultMetrics()\` as the sidecar does (its event-loop histogram and the rest cost every process something). The headline ratio is against the bare app; the second tells how much of the gap is the default metrics.
-- Start-up is measured from spawning \`node dist/cli.js\` to the first 200 from \`/healthz\` (the first token fetched from the loopback stand-in); idle RSS a second later.
+- **Baseline**: a bare Fastify app (\`bench/baseline.mjs\`) answering a JSON body of the same size with the same response headers (\`content-type\`, \`cache-control: no-store\`), the same Node.js flags and the same logger level (pino at info, request logging off), and no authentication.
+- **Start-up** is measured from spawning \`node dist/cli.js\` to the first 200 from \`/healthz\` (the first token fetched from the loopback stand-in), polling every millisecond; the bare Fastify app (the same \`bench/baseline.mjs\`, which also answers \`/healthz\`) from spawn to its first 200, and \`node -e ''\` from spawn to exit, in the same rounds, the order rotating. Medians and ratios of medians.
+- **Memory**: each process is started, polled until healthy, left idle 1 s (idle RSS from \`/proc/<pid>/status\`), then takes the same number of \`GET /token\` from autocannon (10 connections, as fast as it answers); the high-water mark (\`VmHWM\`) covers its whole life, start-up included.
+- **The health probe** runs against a healthy sidecar with \`node -r bench/rusage.cjs\`, which reports the process's own CPU time and peak RSS (\`getrusage\`) at exit; \`node -e ''\` is measured the same way in alternating order.
+- With \`--before <old dist/cli.js>\`, an older build runs in the same rounds: the "before" rows.
 
 ${report}
 ${notes}`)

@@ -25,3 +25,17 @@ export function createLogger (level: string, destination?: DestinationStream): L
     redact: { paths: REDACT_PATHS, censor: '[redacted]' }
   }, destination ?? pino.destination({ fd: 1, sync: true }))
 }
+
+/**
+ * For a person running `--dev` in a terminal: pino-pretty, a devDependency.
+ * Where it is not installed (the production image), JSON lines as always.
+ */
+export async function prettyDestination (): Promise<DestinationStream | undefined> {
+  let pretty
+  try {
+    pretty = (await import('pino-pretty')).default
+  } catch {
+    return undefined
+  }
+  return pretty({ destination: 1, sync: true, translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname' })
+}

@@ -1,7 +1,7 @@
 import closeWithGrace from 'close-with-grace'
 import { ConfigError, loadConfig, type Env } from './config/load-config.js'
 import { curlLine, DevModeError, setUpDevMode, type DevSetup } from './dev/dev-mode.js'
-import { createLogger } from './logger.js'
+import { createLogger, prettyDestination } from './logger.js'
 import { SHUTDOWN_GRACE_MS } from './shutdown.js'
 import { createSidecar } from './sidecar.js'
 import type { FleetStore } from './store/types.js'
@@ -22,7 +22,8 @@ export async function serve (env: Env, dev?: DevSetup): Promise<number | undefin
     return 1
   }
 
-  const logger = createLogger(config.logLevel)
+  // A person at a terminal reads dev mode's lines pretty-printed; anything else (a pipe, production) gets JSON.
+  const logger = createLogger(config.logLevel, dev !== undefined && process.stdout.isTTY ? await prettyDestination() : undefined)
   if (dev !== undefined) {
     logger.warn({ event: 'dev_mode' }, 'DEV MODE: tokens come from an embedded local issuer, not Auth0. NOT FOR PRODUCTION.')
   }

@@ -1,8 +1,8 @@
 import { isIP } from 'node:net'
-import envSchemaValidate from 'env-schema'
 import { B64TOKEN } from '../b64token.js'
 import { ASSERTION_ALGS, AssertionAlgError, AssertionKeyError, parseAssertionKey, type AssertionAlg, type AssertionKey } from './assertion-key.js'
 import { expiryMs, jwtExp } from '../engine/static-token.js'
+import { validate as validateEnv } from './env-validator.js'
 import { EXPECTATIONS, envSchema, SECRET_VARIABLES } from './schema.js'
 import { isLoopbackHost } from './loopback.js'
 import { readSecretFileSync, SecretFileError } from './secret-file.js'
@@ -236,13 +236,14 @@ function pickEnv (env: Env): { raw: RawEnv, fromFile: Set<string> } {
   return { raw, fromFile }
 }
 
+interface SchemaError { instancePath: string, keyword: string, params: { missingProperty?: string } }
+/** envSchema compiled at build time (scripts/build.mjs): coerces types and fills in defaults, in place. */
+const check = validateEnv as unknown as ((data: RawEnv) => boolean) & { errors: SchemaError[] | null }
+
 function validate (raw: RawEnv, fromFile: ReadonlySet<string> = new Set()): ValidatedEnv {
-  try {
-    return envSchemaValidate<ValidatedEnv>({ schema: structuredClone(envSchema) as object, data: { ...raw }, env: false })
-  } catch (err) {
-    const first = (err as { errors?: Array<{ instancePath: string, keyword: string, params: { missingProperty?: string } }> }).errors?.[0]
-    /* c8 ignore next -- env-schema always attaches ajv's errors; without them, surface the error as is */
-    if (first === undefined) throw err
+  const data = { ...raw }
+  if (!check(data)) {
+    const first = check.errors![0]!
     if (first.keyword === 'required') {
       const variable = first.params.missingProperty!
       throw new ConfigError(variable, `${variable} is required: expected ${EXPECTATIONS[variable]}`)
@@ -250,6 +251,7 @@ function validate (raw: RawEnv, fromFile: ReadonlySet<string> = new Set()): Vali
     const variable = first.instancePath.slice(1)
     throw expected(variable, raw[variable], fromFile.has(variable) ? `${variable}_FILE` : variable)
   }
+  return data as unknown as ValidatedEnv
 }
 
 /**

@@ -1,4 +1,5 @@
-import { Pool, type Dispatcher } from 'undici'
+import type { Dispatcher } from 'undici'
+import { Pool } from './undici-pool.js'
 import { B64TOKEN } from '../b64token.js'
 import type { AudienceParam } from '../config/load-config.js'
 import { TokenRequestError } from '../engine/errors.js'
