@@ -224,10 +224,10 @@ function imageRules (t: Test, text: string, name: string): void {
   t.ok(compiler, `${name}: the compiler is installed apart, by itself`)
   const list = /\[('[^\]]+')\]\.map/.exec(compiler![2]!)![1]!
   const names = [...list.matchAll(/'([^']+)'/g)].map((m) => m[1]!)
-  t.same(names.sort(), ['@types/node', 'typescript', 'undici-types'], `${name}: only TypeScript and Node's types`)
+  t.same(names.sort(), ['@jridgewell/sourcemap-codec', '@types/node', 'esbuild', 'typescript', 'undici-types'], `${name}: only TypeScript, Node's types and the bundler`)
   for (const pkg of names) t.ok(lockfile.packages[`node_modules/${pkg}`]?.version, `${name}: ${pkg} has a locked version`)
-  const tsc = stages.flatMap((s) => s.instructions).find((i) => /\/tsc -p tsconfig\.build\.json/.test(i))
-  t.match(tsc, /--declaration false --sourceMap false/, `${name}: no .d.ts or source maps are emitted`)
+  const build = stages.flatMap((s) => s.instructions).find((i) => /node scripts\/build\.mjs/.test(i))
+  t.match(build, /find dist -type f \\\( -name '\*\.d\.ts' -o -name '\*\.map' -o -name 'bundle-meta\.json' \\\) -delete/, `${name}: the build (npm run build: tsc, then the bundle) keeps no .d.ts or source maps`)
   t.match(text, /find node_modules -type f \\\( -name '\*\.d\.ts' -o -name '\*\.d\.mts' -o -name '\*\.d\.cts' -o -name '\*\.map' \\\) -delete/, `${name}: nor kept from the dependencies`)
   const final = stages.at(-1)!
   for (const copy of final.instructions.filter((i) => i.startsWith('COPY --from='))) t.notMatch(copy, /\/opt\/compiler/, `${name}: the compiler stays in the build stage`)
