@@ -392,3 +392,62 @@ t.test('failover: a 401 is the same on every Machine, so it ends the call', asyn
   t.type(await wrong.token().catch((e: unknown) => e), SidecarAuthError)
   t.equal(hits.green, 0, 'the second address was not asked')
 })
+
+t.test('a dispatcher of the caller\'s own: one attempt through it, its failures as the client\'s errors', async (t) => {
+  const { url } = await sidecarFor(t)
+  const dispatcher = new Agent()
+  t.teardown(() => dispatcher.close())
+  const client = createTokenClient({ url, secret: SECRET, dispatcher })
+  t.teardown(() => client.close())
+  t.match(await client.token(), /\S/, 'a token through the given dispatcher')
+
+  const unavailable = createServer((_req, res) => {
+    res.writeHead(503, { 'content-type': 'application/json', 'retry-after': '4' }).end('{"error":"token_unavailable","error_description":"no token yet"}')
+  })
+  await new Promise<void>((resolve) => unavailable.listen(0, '127.0.0.1', resolve))
+  t.teardown(() => unavailable.close())
+  const down = createTokenClient({ url: `http://127.0.0.1:${(unavailable.address() as AddressInfo).port}`, secret: SECRET, dispatcher })
+  t.teardown(() => down.close())
+  // With a dispatcher there is no next address: the 503 is the answer at once.
+  await t.rejects(down.token(), { code: 'SIDECAR_TOKEN_UNAVAILABLE', retryAfterSeconds: 4 })
+})
+
+t.test('failover without Happy Eyeballs: the pinned lookup answers a single address too', async (t) => {
+  const net = await import('node:net')
+  const before = net.getDefaultAutoSelectFamily()
+  // Node then asks the lookup for one address instead of all of them.
+  net.setDefaultAutoSelectFamily(false)
+  t.teardown(() => net.setDefaultAutoSelectFamily(before))
+  const { url } = await sidecarFor(t)
+  const { port } = new URL(url)
+  const lookup = ((_host: string, options: { all?: boolean }, callback: (err: Error | null, address: unknown, family?: number) => void) => {
+    if (options.all === true) callback(null, [{ address: '127.0.0.1', family: 4 }])
+    else callback(null, '127.0.0.1', 4)
+  }) as unknown as import('node:net').LookupFunction
+  const client = createTokenClient({ url: `http://sidecar.test:${port}`, secret: SECRET, lookup })
+  t.teardown(() => client.close())
+  t.match(await client.token(), /\S/)
+})
+
+t.test('a call whose deadline passes while the name resolves fails as unreachable', async (t) => {
+  const { url } = await sidecarFor(t)
+  const { port } = new URL(url)
+  const slowLookup = ((_host: string, options: { all?: boolean }, callback: (err: Error | null, address: unknown, family?: number) => void) => {
+    setTimeout(() => {
+      if (options.all === true) callback(null, [{ address: '127.0.0.1', family: 4 }])
+      else callback(null, '127.0.0.1', 4)
+    }, 50)
+  }) as unknown as import('node:net').LookupFunction
+  const client = createTokenClient({ url: `http://sidecar.test:${port}`, secret: SECRET, lookup: slowLookup, timeoutMs: 5 })
+  t.teardown(() => client.close())
+  await t.rejects(client.token(), { code: 'SIDECAR_UNREACHABLE' })
+})
+
+t.test('with a dispatcher of the caller\'s own, a wrong secret is the auth error', async (t) => {
+  const { url } = await sidecarFor(t)
+  const dispatcher = new Agent()
+  t.teardown(() => dispatcher.close())
+  const client = createTokenClient({ url, secret: 'not-the-sidecar-secret-0123456789abcdef', dispatcher })
+  t.teardown(() => client.close())
+  await t.rejects(client.token(), { code: 'SIDECAR_UNAUTHORIZED' })
+})
