@@ -39,9 +39,9 @@ async function setup (t: Test) {
     await sidecar.app.close()
     await auth0.close()
   })
-  sidecar.source.start()
+  sidecar.tokens.default.start()
   await until(() => auth0.issued.length === 1)
-  await until(() => sidecar.source.current() !== undefined)
+  await until(() => sidecar.tokens.default.current() !== undefined)
   const token = async (secret: string) => sidecar.app.inject({ url: '/token', headers: { authorization: `Bearer ${secret}` } })
   return { auth0, env, files, lines: captured.lines, token, ...sidecar }
 }
@@ -236,8 +236,8 @@ t.test('TOOLBRIDGE_SIDECAR_SECRET_PREVIOUS: accepted alongside the current secre
   const captured = captureLogger()
   const sidecar = createSidecar(loadConfig(withPrevious), captured.logger, { random: () => 0 })
   t.teardown(() => sidecar.app.close())
-  sidecar.source.start()
-  await until(() => sidecar.source.current() !== undefined)
+  sidecar.tokens.default.start()
+  await until(() => sidecar.tokens.default.current() !== undefined)
   const ask = async (secret: string) => sidecar.app.inject({ url: '/token', headers: { authorization: `Bearer ${secret}` } })
   t.equal((await ask(OLD_SIDECAR)).statusCode, 200, 'the current secret')
   t.equal((await ask(PREVIOUS_SIDECAR)).statusCode, 200, 'the previous secret')

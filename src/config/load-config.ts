@@ -48,7 +48,6 @@ export interface Credentials {
 export const MAX_AUDIENCES = 20
 
 export interface Config {
-  readonly mode: 'auto-refresh' | 'static'
   /** Set in auto-refresh mode. */
   readonly credentials: Credentials | undefined
   /** Set in static mode. */
@@ -425,7 +424,6 @@ export function loadConfig (env: Env): Config {
   if (isIP(v.TOOLBRIDGE_SIDECAR_HOST) === 0) throw expected('TOOLBRIDGE_SIDECAR_HOST', v.TOOLBRIDGE_SIDECAR_HOST)
 
   return Object.freeze({
-    mode: creds === undefined ? 'static' : 'auto-refresh',
     credentials: creds,
     staticToken: creds === undefined ? v.TOOLBRIDGE_JWT_TOKEN : undefined,
     staticTokenIgnored: creds !== undefined && v.TOOLBRIDGE_JWT_TOKEN !== undefined,

@@ -85,7 +85,7 @@ t.test('a hanging endpoint: requests wait at most the upstream timeout, then 503
   auth0.enqueue({ kind: 'hang' })
   const config = loadConfig({ ...auth0.sidecarEnv(SECRET), TOOLBRIDGE_AUTH0_TIMEOUT_SECONDS: '0.3' })
   const captured = captureLogger()
-  const { app, source } = createSidecar(config, captured.logger, { random: () => 0.5 })
+  const { app, tokens: { default: source } } = createSidecar(config, captured.logger, { random: () => 0.5 })
   t.teardown(async () => {
     await app.close()
     await auth0.close()

@@ -51,7 +51,7 @@ t.test('private_key_jwt: entries are sealed under a key derived from the private
   const a = await sidecarWith(t, env, storeFor(t, redis.url))
   const b = await sidecarWith(t, env, storeFor(t, redis.url))
   t.equal(auth0.tokenRequests(), 1, 'the second adopted the first one\'s token')
-  t.equal(b.source.current()?.accessToken, a.source.current()?.accessToken)
+  t.equal(b.tokens.default.current()?.accessToken, a.tokens.default.current()?.accessToken)
 
   auth0.assertionKey = second.publicKey
   writeFileSync(keyFile, second.privateKey.export({ type: 'pkcs8', format: 'pem' }))
@@ -59,7 +59,7 @@ t.test('private_key_jwt: entries are sealed under a key derived from the private
   t.equal(auth0.tokenRequests(), 2, 'the proving fetch after the rotation')
   // An instance still holding the old key cannot open what the rotated one wrote; one with the new key can.
   const c = await sidecarWith(t, env, storeFor(t, redis.url))
-  t.equal(c.source.current()?.accessToken, a.source.current()?.accessToken)
+  t.equal(c.tokens.default.current()?.accessToken, a.tokens.default.current()?.accessToken)
   t.equal(auth0.tokenRequests(), 2, 'adopted under the new key')
   t.match(c.lines().find((l) => l.event === 'token_refreshed'), { source: 'store' })
   const health = (await c.app.inject({ url: '/healthz' })).json()
