@@ -31,9 +31,11 @@ export function createLogger (level: string, destination?: DestinationStream): L
  * Where it is not installed (the production image), JSON lines as always.
  */
 export async function prettyDestination (): Promise<DestinationStream | undefined> {
-  let pretty
+  // A specifier in a variable: pino-pretty (and its types) are absent where the image compiles.
+  const specifier = 'pino-pretty'
+  let pretty: (opts: object) => DestinationStream
   try {
-    pretty = (await import('pino-pretty')).default
+    pretty = (await import(specifier) as { default: typeof pretty }).default
   } catch {
     return undefined
   }

@@ -3,7 +3,7 @@ import { D, H, memoryFleet, S } from '../fixtures/memory-fleet.js'
 
 // In process: five real token engines, an in-memory store and a modelled token endpoint on one
 // simulated time; ten lifetimes take no wall time. The real-Redis, real-process version of the
-// fleet lives in test/store/fleet-entries.test.ts and the store contract in store-contract.test.ts.
+// fleet lives in test/store/fleet-entries.e2e.ts and the store contract in store-contract.test.ts.
 
 t.test('five sidecars, one store: 1 upstream request at start-up and 1 per lifetime; all serve the same token', async (t) => {
   // 20-s tokens refreshed 4 s before expiry (less up to 10 % jitter): a round every 14.4 to 16 s.
