@@ -28,12 +28,6 @@ export interface Violation {
   promise: 1 | 2 | 3 | 4 | 5
   at: number
   message: string
-  /**
-   * Set when the fleet fetched again right after a sidecar crashed holding the
-   * lock (its waiters fetching alone): an open finding of the simulator,
-   * reported against the store (docs/simulator.md).
-   */
-  afterLockHolderCrash?: boolean
 }
 
 export interface SimStats {
@@ -144,9 +138,9 @@ export async function runSim (opts: SimOptions): Promise<SimResult> {
   }
 
   // Recorded, never thrown: a throw inside the engine's callbacks would change what the engine does. The run stops after the event.
-  function violate (promise: Violation['promise'], message: string, extra: Partial<Violation> = {}): void {
+  function violate (promise: Violation['promise'], message: string): void {
     if (violation !== undefined) return
-    violation = { promise, at: sched.now, message, ...extra }
+    violation = { promise, at: sched.now, message }
     note('VIOLATION', `promise ${promise}: ${message}`)
   }
 
@@ -268,8 +262,9 @@ export async function runSim (opts: SimOptions): Promise<SimResult> {
     const ratio = gap / gapMs
     stats.calmGapRatio = stats.calmGapRatio === null ? ratio : Math.min(stats.calmGapRatio, ratio)
     if (gap < bound) {
+      // A hint for whoever reads the violation; it fails like any other.
       const afterLockHolderCrash = sched.now - lastLockHolderCrash <= 2 * recoveryMs
-      violate(2, `fleet fetched ${request.audience} twice ${Math.round(gap / 1000)} s apart in a calm window (at least ${Math.round(bound / 1000)} s: lifetime ${lifetimeS} s, buffer ${bufferMs / 1000} s); previous by host ${previous.host}, this by host ${request.host}${afterLockHolderCrash ? ' (after a sidecar crashed holding the lock)' : ''}`, afterLockHolderCrash ? { afterLockHolderCrash } : {})
+      violate(2, `fleet fetched ${request.audience} twice ${Math.round(gap / 1000)} s apart in a calm window (at least ${Math.round(bound / 1000)} s: lifetime ${lifetimeS} s, buffer ${bufferMs / 1000} s); previous by host ${previous.host}, this by host ${request.host}${afterLockHolderCrash ? ' (after a sidecar crashed holding the lock)' : ''}`)
     }
   })
 

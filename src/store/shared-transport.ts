@@ -7,9 +7,14 @@ import { STORE_BOUNDS, type StoreObserver, type TokenStore } from './types.js'
 
 /**
  * The lock and the wait for a peer. A lock outlives one upstream request by
- * `ttlMarginMs` (its write); a waiter looks at the store until the lock a peer
- * held when it started must have expired, trying to take it at every look;
- * store calls end `storeMarginMs` after that, and then the sidecar fetches alone.
+ * `ttlMarginMs` (its write). The store phase of a fetch lasts the lock's
+ * lifetime + `storeMarginMs` from its start. A waiter that finds the lock
+ * taken looks at the store, trying to take the lock at every look, until that
+ * lock must have expired: its lifetime after the store answered the first try
+ * (the lock was taken before that answer, so by the store's clock, never a
+ * peer's). If another waiter took the expired lock first, it keeps looking for
+ * that one's entry, quickly again, until the phase ends; only then does it
+ * fetch alone. So a crashed holder costs the fleet one fetch, not one per waiter.
  */
 export const LOCK_POLICY = Object.freeze({
   ttlMarginMs: 1000,
@@ -17,6 +22,8 @@ export const LOCK_POLICY = Object.freeze({
   /** First wait between looks at the store while a peer fetches; it doubles up to maxPollMs. */
   firstPollMs: 50,
   maxPollMs: 1000,
+  /** The last look of a wait starts this long before the store phase ends: room for its call and one try at the lock. */
+  lastLookMarginMs: 200,
   /**
    * An adopted JWT is served no longer than its `exp` by the local clock plus
    * this: a local clock a little ahead of the issuer's still adopts; the
@@ -102,16 +109,18 @@ export class SharedTokenTransport implements TokenTransport {
   }
 
   async fetchToken (signal: AbortSignal): Promise<FetchedToken> {
-    const start = this.#clock.monotonic()
     const lockTtl = lockTtlMs(this.#upstreamTimeoutMs)
-    const waitEnd = start + lockTtl
-    const phaseEnd = waitEnd + LOCK_POLICY.storeMarginMs
+    const phaseEnd = this.#clock.monotonic() + lockTtl + LOCK_POLICY.storeMarginMs
+    const lookEnd = phaseEnd - LOCK_POLICY.lastLookMarginMs
     const first = await this.#look(signal, phaseEnd)
     if (first.token !== undefined) return this.#adopt(first)
     if (first.failed) return this.#fetch(signal)
 
     let delay: number = LOCK_POLICY.firstPollMs
-    let waited = false
+    /** When the lock we found taken has expired (monotonic): set at the answer to the first try. */
+    let waitEnd: number | undefined
+    /** Past waitEnd: the lock we found expired, and another waiter took it over. */
+    let overtaken = false
     for (;;) {
       const owner = randomUUID()
       const locked = await this.#call(() => this.#store.lock(owner, lockTtl), signal, phaseEnd)
@@ -121,18 +130,24 @@ export class SharedTokenTransport implements TokenTransport {
         const again = await this.#look(signal, phaseEnd)
         if (again.token !== undefined) {
           this.#release(owner)
-          if (waited) this.#observer.lockWait('adopted')
+          if (waitEnd !== undefined) this.#observer.lockWait('adopted')
           return this.#adopt(again)
         }
-        if (waited) this.#observer.lockWait('timed_out')
+        if (waitEnd !== undefined) this.#observer.lockWait('timed_out')
         if (!again.failed) return this.#fetch(signal, owner)
         this.#release(owner)
         return this.#fetch(signal)
       }
-      waited = true
-      // The lock a peer held when we started has expired by now, and we could not take it: fetch alone.
-      if (this.#clock.monotonic() >= waitEnd) break
-      await this.#sleep(Math.min(delay, waitEnd - this.#clock.monotonic()), signal)
+      const now = this.#clock.monotonic()
+      // The lock was taken before the store answered us: it has expired one lifetime after this answer.
+      waitEnd ??= Math.min(now + lockTtl, lookEnd)
+      if (now >= waitEnd && !overtaken) {
+        overtaken = true
+        delay = LOCK_POLICY.firstPollMs
+      }
+      const until = overtaken ? lookEnd : waitEnd
+      if (now >= until) break
+      await this.#sleep(Math.min(delay, until - now), signal)
       delay = Math.min(delay * 2, LOCK_POLICY.maxPollMs)
       const seen = await this.#look(signal, phaseEnd)
       if (seen.token !== undefined) {
@@ -141,6 +156,7 @@ export class SharedTokenTransport implements TokenTransport {
       }
       if (seen.failed) return this.#fetch(signal)
     }
+    // No peer's entry came within the store phase: fetch alone, and still share what we get.
     this.#observer.lockWait('timed_out')
     return this.#fetch(signal, null)
   }

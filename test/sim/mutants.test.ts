@@ -15,9 +15,9 @@ import { MUTANTS, type MutantName } from '../../sim/mutants.js'
  */
 const PINNED: Record<MutantName, { promise: number, seeds: number[], days: number }> = {
   'peer-wall-clock': { promise: 1, seeds: [30, 6], days: 1 },
-  'fetch-alone-after-wait': { promise: 2, seeds: [16, 10], days: 1 },
+  'fetch-alone-after-wait': { promise: 2, seeds: [16, 23], days: 1 },
   'jump-no-spacing': { promise: 3, seeds: [6, 11], days: 1 },
-  'no-margin': { promise: 1, seeds: [9, 7], days: 11 },
+  'no-margin': { promise: 1, seeds: [7, 30], days: 11 },
   'log-token': { promise: 5, seeds: [11, 1], days: 1 },
   'wedged-after-failure': { promise: 4, seeds: [30, 24], days: 1 }
 }

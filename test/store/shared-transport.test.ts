@@ -224,7 +224,52 @@ t.test('a crashed peer\'s lock: it expires with the upstream timeout, a waiter t
   t.same(members.flatMap((m) => m.waits).sort(), ['adopted', 'adopted', 'adopted', 'adopted', 'timed_out'])
 })
 
-t.test('a peer that holds the lock and never writes: at the bound, fetch alone (and still share it)', async (t) => {
+t.test('a lock holder that crashed (never writes, never unlocks): three waiters make one request between them, however they started', async (t) => {
+  const cases = [
+    // Cause 1: the lock was taken after the waiters started, so a wait counted from their start ended before it expired.
+    { name: 'the holder took the lock just after they started (a slow store)', latencyMs: 100, holderAt: 50, starts: [0, 0, 0], answerAfterMs: 300 },
+    // Cause 2: one waiter took the expired lock; the others' waits ended while it fetched.
+    { name: 'they started one after another while it held the lock', latencyMs: 0, holderAt: 0, starts: [100, 400, 700], answerAfterMs: 500 }
+  ]
+  for (const c of cases) {
+    await t.test(c.name, async (t) => {
+      const clock = new FakeClock()
+      const upstream = new FakeTransport()
+      let requests = 0
+      const fetchToken = upstream.fetchToken.bind(upstream)
+      upstream.fetchToken = (signal) => {
+        requests++
+        return fetchToken(signal)
+      }
+      const first = setup(t, { clock, upstream })
+      const members = [first, setup(t, { clock, store: first.store, upstream }), setup(t, { clock, store: first.store, upstream })]
+      first.store.latencyMs = c.latencyMs
+      const t0 = clock.monotonic()
+      const got: Array<{ accessToken: string, tookMs: number }> = []
+      let openedAt: number | undefined
+      for (let at = 0; at <= sharedFetchBoundMs(TIMEOUT) + 1000 && got.length < members.length; at += 10) {
+        if (at === c.holderAt) void first.entry.lock('crashed-holder', lockTtlMs(TIMEOUT))
+        if (at === 250) first.store.latencyMs = 0
+        c.starts.forEach((startAt, i) => {
+          if (at !== startAt) return
+          void members[i]!.transport.fetchToken(never()).then((token) => got.push({ accessToken: token.accessToken, tookMs: clock.monotonic() - t0 - startAt }))
+        })
+        if (upstream.open > 0) openedAt ??= at
+        if (openedAt !== undefined && upstream.open > 0 && at - openedAt >= c.answerAfterMs) upstream.succeed()
+        await clock.advance(10)
+      }
+      t.equal(got.length, 3, 'every waiter has a token')
+      t.equal(requests, 1, 'one upstream request for the fleet')
+      t.equal(new Set(got.map((g) => g.accessToken)).size, 1, 'all three hold the one token')
+      t.ok(openedAt! >= c.holderAt + lockTtlMs(TIMEOUT), `the lock was taken over once it expired (at ${openedAt} ms)`)
+      for (const g of got) t.ok(g.tookMs <= sharedFetchBoundMs(TIMEOUT), `within the documented bound (${g.tookMs} ms)`)
+      t.same(members.flatMap((m) => m.waits).sort(), ['adopted', 'adopted', 'timed_out'])
+      t.same(members.flatMap((m) => m.errors), [], 'no store error reported')
+    })
+  }
+})
+
+t.test('a peer that holds the lock and never writes: look until the store phase ends, then fetch alone (and still share it)', async (t) => {
   const { transport, entry, upstream, waits, clock, stored } = setup(t)
   // Re-taken by another peer as soon as it expires: this one never gets it.
   const relock = async (): Promise<void> => { await entry.lock('a-stuck-peer', 60 * S) }
@@ -234,7 +279,8 @@ t.test('a peer that holds the lock and never writes: at the bound, fetch alone (
   await flush()
   for (let i = 0; i < 200 && upstream.open === 0; i++) await clock.advance(100)
   const waited = clock.monotonic() - start
-  t.ok(waited >= lockTtlMs(TIMEOUT) && waited <= lockTtlMs(TIMEOUT) + 100, `waited the lock's lifetime (${waited} ms)`)
+  const lastLook = lockTtlMs(TIMEOUT) + LOCK_POLICY.storeMarginMs - LOCK_POLICY.lastLookMarginMs
+  t.ok(waited >= lastLook && waited <= lastLook + 100, `waited the lock's lifetime, then looked for a new holder's entry until the phase ended (${waited} ms)`)
   const token = upstream.succeed()
   t.equal((await pending).accessToken, token)
   t.same(waits, ['timed_out'])
