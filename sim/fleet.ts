@@ -1,6 +1,5 @@
 import { createHash } from 'node:crypto'
-import { MIN_REMAINING_MS } from '../src/engine/token-manager.js'
-import { BACKOFF_POLICY, FORCED_REFRESH_POLICY, REFRESH_POLICY, UPSTREAM_BOUNDS } from '../src/engine/schedule.js'
+import { BACKOFF_POLICY, FORCED_REFRESH_POLICY, MIN_REMAINING_MS, REFRESH_POLICY, UPSTREAM_BOUNDS } from '../src/engine/schedule.js'
 import type { RefreshAttempt, ServedToken, TokenSource } from '../src/engine/types.js'
 import { EntryCipher } from '../src/store/entry-cipher.js'
 import { sharedFetchBoundMs } from '../src/store/shared-transport.js'

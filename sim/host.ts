@@ -7,9 +7,9 @@ import { EntryCipher } from '../src/store/entry-cipher.js'
 import { DEFAULT_REFRESH_BUDGET_PER_HOUR } from '../src/engine/schedule.js'
 import { SharedTokenTransport, sharedFetchBoundMs } from '../src/store/shared-transport.js'
 import type { StoreObserver, TokenStore } from '../src/store/types.js'
-import { isoTime } from '../src/engine/types.js'
 import type { Prng } from './random.js'
 import { HostClock, type Scheduler } from './scheduler.js'
+import { isoTime } from '../src/engine/clock.js'
 
 /** What one sidecar process is configured with (the same on every host). */
 export interface SidecarSettings {

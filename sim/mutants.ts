@@ -1,11 +1,12 @@
 import type { TokenManager } from '../src/engine/token-manager.js'
 import { CLOCK_POLICY, UPSTREAM_BOUNDS } from '../src/engine/schedule.js'
-import { remainingMs, type FetchedToken, type ServedToken, type Serving, type TokenSource, type TokenTransport } from '../src/engine/types.js'
+import { type FetchedToken, type ServedToken, type Serving, type TokenSource, type TokenTransport } from '../src/engine/types.js'
 import type { TokenStore } from '../src/store/types.js'
 import type { Host, Wiring, WiringContext } from './host.js'
 import type { Scheduler } from './scheduler.js'
 import type { SimStore } from './store.js'
 import type { TokenEndpoint } from './upstream.js'
+import { remainingMs } from '../src/engine/clock.js'
 
 /**
  * Faults the last review found, put back on purpose so the simulator is seen

@@ -1,11 +1,11 @@
 import { isIP } from 'node:net'
 import { B64TOKEN } from '../b64token.js'
 import { ASSERTION_ALGS, AssertionAlgError, AssertionKeyError, parseAssertionKey, type AssertionAlg, type AssertionKey } from './assertion-key.js'
-import { expiryMs, jwtExp } from '../engine/static-token.js'
 import { validate as validateEnv } from './env-validator.js'
 import { EXPECTATIONS, envSchema, SECRET_VARIABLES } from './schema.js'
 import { isLoopbackHost } from './loopback.js'
 import { readSecretFileSync, SecretFileError } from './secret-file.js'
+import { expiryMs, jwtExp } from '../jwt.js'
 
 export type Env = Readonly<Record<string, string | undefined>>
 

@@ -1,6 +1,9 @@
 /** Node's timers overflow (and fire at once) past 2^31-1 ms, about 24.8 days. */
 export const MAX_TIMER_MS = 2 ** 31 - 1
 
+/** A token with less than this left is treated as expired: the caller could not use it in time. */
+export const MIN_REMAINING_MS = 1_000
+
 export const REFRESH_POLICY = Object.freeze({
   /** Never refresh before this fraction of the lifetime has passed, whatever the buffer. */
   minLifetimeFraction: 0.5,

@@ -1,8 +1,5 @@
 import { TokenUnavailableError } from './errors.js'
 import {
-  isoTime,
-  systemClock,
-  systemTimers,
   type Clock,
   type EngineLogger,
   type HealthSnapshot,
@@ -11,8 +8,9 @@ import {
   type Timers,
   type TokenSource
 } from './types.js'
-import { MAX_TIMER_MS } from './schedule.js'
-import { MIN_REMAINING_MS } from './token-manager.js'
+import { expiryMs, jwtExp } from '../jwt.js'
+import { isoTime, systemClock, systemTimers } from './clock.js'
+import { MAX_TIMER_MS, MIN_REMAINING_MS } from './schedule.js'
 
 /** A static token cannot be renewed, so a client told to retry should not come back soon. */
 const EXPIRED_RETRY_AFTER_SECONDS = 300
@@ -24,28 +22,6 @@ export interface StaticTokenOptions {
   warnBeforeMs: number
   clock?: Clock
   timers?: Timers
-}
-
-/**
- * The `exp` claim of a JWT, in seconds as written, or undefined when the
- * token is not a JWT (opaque or encrypted) or carries no numeric `exp`. Not
- * verified: we only need to know when to stop serving it.
- */
-export function jwtExp (token: string): number | undefined {
-  const parts = token.split('.')
-  if (parts.length !== 3) return undefined
-  try {
-    const payload: unknown = JSON.parse(Buffer.from(parts[1]!, 'base64url').toString('utf8'))
-    const exp = (payload as { exp?: unknown } | null)?.exp
-    return typeof exp === 'number' ? exp : undefined
-  } catch {
-    return undefined
-  }
-}
-
-/** A JWT `exp` (seconds) as epoch ms, or undefined when no Date can hold it. */
-export function expiryMs (exp: number): number | undefined {
-  return isoTime(exp * 1000) === null ? undefined : exp * 1000
 }
 
 /** Static mode: serves TOOLBRIDGE_JWT_TOKEN as it is, honouring a JWT's expiry. */

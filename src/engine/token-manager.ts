@@ -6,15 +6,12 @@ import {
   DEFAULT_REFRESH_BUDGET_PER_HOUR,
   forcedSpacingMs,
   MAX_TIMER_MS,
+  MIN_REMAINING_MS,
   REFRESH_POLICY,
   refreshDelayMs,
   UPSTREAM_BOUNDS
 } from './schedule.js'
 import {
-  isoTime,
-  remainingMs,
-  systemClock,
-  systemTimers,
   type Clock,
   type EngineLogger,
   type ForcedRefusal,
@@ -28,9 +25,8 @@ import {
   type TokenSource,
   type TokenTransport
 } from './types.js'
+import { isoTime, remainingMs, systemClock, systemTimers } from './clock.js'
 
-/** A token with less than this left is treated as expired: the caller could not use it in time. */
-export const MIN_REMAINING_MS = 1_000
 /** Warn this long before the held token expires when no refresh has succeeded since it was fetched. */
 export const EXPIRY_WARNING_MS = 60_000
 

@@ -3,7 +3,7 @@ import type { AddressInfo } from 'node:net'
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyRequest, type FastifyServerFactory } from 'fastify'
 import type { Logger } from 'pino'
 import type { TokenPool } from '../engine/token-pool.js'
-import { systemClock, type Clock } from '../engine/types.js'
+import { type Clock } from '../engine/types.js'
 import { clientErrorHandler, noteResponse } from './client-error.js'
 import { ConnectionGuard } from './connection-guard.js'
 import { errorHandler, notFoundHandler } from './errors.js'
@@ -12,6 +12,7 @@ import { TokenAnswers, tokenRoutes } from './routes/token.js'
 import type { SidecarSecret } from './sidecar-secret.js'
 import type { SidecarMetrics } from '../metrics/metrics.js'
 import { metricsRoutes } from './routes/metrics.js'
+import { systemClock } from '../engine/clock.js'
 
 /** Bounds on what one client can hold; documented in the README under "Server limits". */
 export interface ServerLimits {

@@ -1,4 +1,5 @@
-import { remainingMs, type Clock, type ServedToken, type Serving } from '../engine/types.js'
+import { type Clock, type ServedToken, type Serving } from '../engine/types.js'
+import { remainingMs } from '../engine/clock.js'
 
 export const JSON_TYPE = 'application/json; charset=utf-8'
 

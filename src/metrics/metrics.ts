@@ -1,7 +1,8 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client'
-import { remainingMs, systemClock, type Clock, type ForcedRefusal, type RefreshAttempt, type RefreshObserver, type ServedToken } from '../engine/types.js'
+import { type Clock, type ForcedRefusal, type RefreshAttempt, type RefreshObserver, type ServedToken } from '../engine/types.js'
 import type { StoreObserver } from '../store/types.js'
 import type { RateLimitInfo } from '../upstream/rate-limit.js'
+import { remainingMs, systemClock } from '../engine/clock.js'
 
 export interface SidecarMetrics {
   readonly registry: Registry

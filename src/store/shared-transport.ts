@@ -1,9 +1,10 @@
 import { randomUUID } from 'node:crypto'
 import { UPSTREAM_BOUNDS } from '../engine/schedule.js'
-import { jwtExp } from '../engine/static-token.js'
-import { systemClock, systemTimers, type Clock, type FetchedToken, type Timers, type TokenTransport } from '../engine/types.js'
+import { type Clock, type FetchedToken, type Timers, type TokenTransport } from '../engine/types.js'
 import type { EntryCipher, StoredToken } from './entry-cipher.js'
 import { STORE_BOUNDS, type StoreObserver, type TokenStore } from './types.js'
+import { jwtExp } from '../jwt.js'
+import { systemClock, systemTimers } from '../engine/clock.js'
 
 /**
  * The lock and the wait for a peer. A lock outlives one upstream request by

@@ -1,8 +1,8 @@
 import t from 'tap'
 import { CLOCK_POLICY } from '../../src/engine/schedule.js'
-import { remainingMs } from '../../src/engine/types.js'
 import { flush } from '../fixtures/fake-clock.js'
 import { engine, engineWithToken, S } from '../fixtures/engine.js'
+import { remainingMs } from '../../src/engine/clock.js'
 
 const H = 3600 * S
 

@@ -1,7 +1,8 @@
 import t, { type Test } from 'tap'
-import { expiryMs, jwtExp, StaticToken } from '../../src/engine/static-token.js'
+import { StaticToken } from '../../src/engine/static-token.js'
 import { FakeClock } from '../fixtures/fake-clock.js'
 import { MemoryLogger } from '../fixtures/memory-logger.js'
+import { expiryMs, jwtExp } from '../../src/jwt.js'
 
 const S = 1000
 const b64 = (value: unknown): string => Buffer.from(JSON.stringify(value)).toString('base64url')
