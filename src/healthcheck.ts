@@ -1,6 +1,7 @@
 import { get } from 'node:http'
 import { isIP } from 'node:net'
 import type { Env } from './config/load-config.js'
+import { DEFAULTS } from './config/defaults.js'
 
 export const HEALTHCHECK_TIMEOUT_MS = 3_000
 
@@ -16,8 +17,8 @@ export function probeHost (host: string): string {
  * the listen address, never a secret. Exit code 0 on 200, else 1.
  */
 export async function healthcheck (env: Env): Promise<number> {
-  const host = env.TOOLBRIDGE_SIDECAR_HOST || '127.0.0.1'
-  const port = env.TOOLBRIDGE_SIDECAR_PORT || '8787'
+  const host = env.TOOLBRIDGE_SIDECAR_HOST || DEFAULTS.host
+  const port = env.TOOLBRIDGE_SIDECAR_PORT || String(DEFAULTS.port)
   const url = `http://${probeHost(host)}:${port}/healthz`
   try {
     // node:http, not undici: the image runs this probe every 15 s, and undici alone costs it 190 ms of CPU.

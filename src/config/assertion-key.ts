@@ -1,4 +1,5 @@
 import { createPrivateKey, createPublicKey, type KeyObject } from 'node:crypto'
+import { SidecarFailure } from '../errors.js'
 
 /**
  * The JWS algorithms a client assertion can be signed with (RFC 7518 §3):
@@ -21,10 +22,9 @@ export const MIN_RSA_BITS = 2048
  * Why a private_key_jwt key cannot be used, in words that never hold the
  * key. The caller adds the variable's name.
  */
-export class AssertionKeyError extends Error {
-  constructor (reason: string) {
-    super(reason)
-    this.name = 'AssertionKeyError'
+export class AssertionKeyError extends SidecarFailure {
+  constructor (reason: string, code = 'ASSERTION_KEY_UNUSABLE') {
+    super(reason, code)
   }
 }
 
@@ -33,8 +33,7 @@ export class AssertionAlgError extends AssertionKeyError {
   readonly alg: AssertionAlg
 
   constructor (alg: AssertionAlg, reason: string) {
-    super(reason)
-    this.name = 'AssertionAlgError'
+    super(reason, 'ASSERTION_ALG_MISMATCH')
     this.alg = alg
   }
 }

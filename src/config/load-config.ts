@@ -6,17 +6,17 @@ import { EXPECTATIONS, envSchema, SECRET_VARIABLES } from './schema.js'
 import { isLoopbackHost } from './loopback.js'
 import { readSecretFileSync, SecretFileError } from './secret-file.js'
 import { expiryMs, jwtExp } from '../jwt.js'
+import { SidecarFailure } from '../errors.js'
+import { audienceList } from './defaults.js'
 
 export type Env = Readonly<Record<string, string | undefined>>
 
 /** A setting that stops start-up; the message names the variable and never its secret value. */
-export class ConfigError extends Error {
-  readonly code = 'CONFIG_INVALID'
+export class ConfigError extends SidecarFailure {
   readonly variable: string
 
   constructor (variable: string, message: string) {
-    super(message)
-    this.name = 'ConfigError'
+    super(message, 'CONFIG_INVALID')
     this.variable = variable
   }
 }
@@ -154,7 +154,7 @@ export function fileValue (variable: string, path: string, content: string): str
 
 export function fileError (variable: string, path: string, err: unknown): ConfigError {
   /* c8 ignore next -- the secret-file readers throw only SecretFileErrors */
-  const reason = err instanceof SecretFileError ? err.reason : 'unreadable'
+  const reason = err instanceof SecretFileError ? err.message : 'unreadable'
   return new ConfigError(`${variable}_FILE`, `${variable}_FILE: cannot read ${path} (${reason})`)
 }
 
@@ -330,9 +330,9 @@ function proxyConfig (v: ValidatedEnv, audiences: readonly string[]): ProxyConfi
   })
 }
 
-/** One or more audiences, split on commas and whitespace, in order, without repeats. */
-function audienceList (value: string): string[] {
-  const audiences = [...new Set(value.split(/[\s,]+/).filter((a) => a !== ''))]
+/** One or more audiences (config/defaults.ts says how they are listed), at most MAX_AUDIENCES. */
+function parseAudiences (value: string): string[] {
+  const audiences = audienceList(value)
   if (audiences.length === 0 || audiences.length > MAX_AUDIENCES) throw expected('TOOLBRIDGE_AUTH0_AUDIENCE', value)
   return audiences
 }
@@ -415,7 +415,7 @@ export function loadConfig (env: Env): Config {
   if (v.TOOLBRIDGE_JWT_TOKEN !== undefined) staticToken(v.TOOLBRIDGE_JWT_TOKEN)
   if (!DOMAIN.test(v.TOOLBRIDGE_AUTH0_DOMAIN)) throw expected('TOOLBRIDGE_AUTH0_DOMAIN', v.TOOLBRIDGE_AUTH0_DOMAIN)
   const creds = credentials(v, fromFile)
-  const audiences = audienceList(v.TOOLBRIDGE_AUTH0_AUDIENCE)
+  const audiences = parseAudiences(v.TOOLBRIDGE_AUTH0_AUDIENCE)
   if (creds === undefined && audiences.length > 1) {
     throw new ConfigError('TOOLBRIDGE_AUTH0_AUDIENCE', `TOOLBRIDGE_AUTH0_AUDIENCE lists ${audiences.length} audiences, but a static TOOLBRIDGE_JWT_TOKEN is one token for one audience: set client credentials, or list one audience`)
   }

@@ -1,3 +1,5 @@
+import { DEFAULTS } from './defaults.js'
+
 /** Shape and defaults of the environment; cross-field rules live in load-config.ts. */
 export const envSchema = {
   type: 'object',
@@ -9,8 +11,8 @@ export const envSchema = {
     TOOLBRIDGE_AUTH0_CLIENT_ASSERTION_KID: { type: 'string', minLength: 1, maxLength: 256 },
     TOOLBRIDGE_AUTH0_CLIENT_ASSERTION_AUDIENCE: { type: 'string', minLength: 1, maxLength: 2048 },
     TOOLBRIDGE_AUTH0_CLIENT_ASSERTION_ALG: { type: 'string', enum: ['RS256', 'RS384', 'PS256', 'ES256'] },
-    TOOLBRIDGE_AUTH0_DOMAIN: { type: 'string', minLength: 1, default: 'dev-zysv6k3xo7pkwmcb.us.auth0.com' },
-    TOOLBRIDGE_AUTH0_AUDIENCE: { type: 'string', minLength: 1, default: 'https://toolbridgeapi.erauner.dev' },
+    TOOLBRIDGE_AUTH0_DOMAIN: { type: 'string', minLength: 1, default: DEFAULTS.domain },
+    TOOLBRIDGE_AUTH0_AUDIENCE: { type: 'string', minLength: 1, default: DEFAULTS.audience },
     TOOLBRIDGE_AUTH0_AUDIENCE_PARAM: { type: 'string', enum: ['audience', 'resource', 'both'], default: 'audience' },
     TOOLBRIDGE_AUTH0_SCOPE: { type: 'string', minLength: 1, maxLength: 4096 },
     TOOLBRIDGE_AUTH0_ORGANIZATION: { type: 'string', minLength: 1, maxLength: 256 },
@@ -19,15 +21,15 @@ export const envSchema = {
     TOOLBRIDGE_AUTH0_TIMEOUT_SECONDS: { type: 'number', exclusiveMinimum: 0, maximum: 300, default: 10 },
     TOOLBRIDGE_REFRESH_BUFFER_SECONDS: { type: 'integer', minimum: 0, maximum: 2_592_000, default: 300 },
     TOOLBRIDGE_REFRESH_BUDGET_PER_HOUR: { type: 'integer', minimum: 1, maximum: 3600, default: 60 },
-    TOOLBRIDGE_SIDECAR_HOST: { type: 'string', minLength: 1, default: '127.0.0.1' },
-    TOOLBRIDGE_SIDECAR_PORT: { type: 'integer', minimum: 0, maximum: 65535, default: 8787 },
+    TOOLBRIDGE_SIDECAR_HOST: { type: 'string', minLength: 1, default: DEFAULTS.host },
+    TOOLBRIDGE_SIDECAR_PORT: { type: 'integer', minimum: 0, maximum: 65535, default: DEFAULTS.port },
     TOOLBRIDGE_SIDECAR_SECRET: { type: 'string', minLength: 32 },
     TOOLBRIDGE_SIDECAR_SECRET_PREVIOUS: { type: 'string', minLength: 32 },
-    TOOLBRIDGE_SIDECAR_MAX_CONNECTIONS: { type: 'integer', minimum: 1, maximum: 1_000_000, default: 1024 },
+    TOOLBRIDGE_SIDECAR_MAX_CONNECTIONS: { type: 'integer', minimum: 1, maximum: 1_000_000, default: DEFAULTS.maxConnections },
     TOOLBRIDGE_TOKEN_STORE_URL: { type: 'string', minLength: 1, maxLength: 4096 },
     TOOLBRIDGE_TOKEN_STORE_PREFIX: { type: 'string', minLength: 1, maxLength: 256, default: 'tokensidecar:v1:' },
     TOOLBRIDGE_PROXY_TARGET: { type: 'string', minLength: 1, maxLength: 2048 },
-    TOOLBRIDGE_PROXY_PORT: { type: 'integer', minimum: 0, maximum: 65535, default: 8788 },
+    TOOLBRIDGE_PROXY_PORT: { type: 'integer', minimum: 0, maximum: 65535, default: DEFAULTS.proxyPort },
     TOOLBRIDGE_PROXY_AUDIENCE: { type: 'string', minLength: 1 },
     TOOLBRIDGE_PROXY_MAX_BODY_BYTES: { type: 'integer', minimum: 0, maximum: 1_073_741_824, default: 10_485_760 },
     TOOLBRIDGE_PROXY_CONNECT_TIMEOUT_SECONDS: { type: 'number', exclusiveMinimum: 0, maximum: 300, default: 10 },

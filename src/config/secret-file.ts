@@ -1,5 +1,6 @@
 import { closeSync, constants, fstatSync, openSync, readSync, type Stats } from 'node:fs'
 import { open } from 'node:fs/promises'
+import { SidecarFailure } from '../errors.js'
 
 /** A secret or key file is a few hundred bytes; anything far larger is a wrong path. */
 export const MAX_SECRET_FILE_BYTES = 64 * 1024
@@ -7,13 +8,10 @@ export const MAX_SECRET_FILE_BYTES = 64 * 1024
 // O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer, freezing the process.
 const FLAGS = constants.O_RDONLY | constants.O_NONBLOCK
 
-/** Why a `_FILE` path cannot be used; `reason` never holds file content. */
-export class SecretFileError extends Error {
-  readonly reason: string
+/** Why a `_FILE` path cannot be used; the message never holds file content. */
+export class SecretFileError extends SidecarFailure {
   constructor (reason: string) {
-    super(reason)
-    this.name = 'SecretFileError'
-    this.reason = reason
+    super(reason, 'SECRET_FILE_UNUSABLE')
   }
 }
 

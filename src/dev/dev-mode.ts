@@ -2,6 +2,8 @@ import { randomBytes } from 'node:crypto'
 import { isLoopbackHost } from '../config/loopback.js'
 import type { Env } from '../config/load-config.js'
 import { startDevIssuer, type DevIssuer } from './dev-issuer.js'
+import { SidecarFailure } from '../errors.js'
+import { audienceList, DEFAULTS } from '../config/defaults.js'
 
 /** About two minutes, so a refresh (at half the lifetime) shows in the log within a minute. */
 export const DEV_TOKEN_LIFETIME_SECONDS = 120
@@ -14,21 +16,26 @@ export interface DevSetup {
   secretForCurl: string
 }
 
-export class DevModeError extends Error {}
+/** Dev mode refuses a setting (a non-loopback host, a busy port): one line on stderr, exit 1. */
+export class DevModeError extends SidecarFailure {
+  constructor (message: string) {
+    super(message, 'DEV_MODE_REFUSED')
+  }
+}
 
 /**
  * Starts the embedded issuer and returns an environment that points the
  * sidecar at it. Refuses anything but a loopback listen address.
  */
 export async function setUpDevMode (env: Env): Promise<DevSetup> {
-  const host = env.TOOLBRIDGE_SIDECAR_HOST || '127.0.0.1'
+  const host = env.TOOLBRIDGE_SIDECAR_HOST || DEFAULTS.host
   if (!isLoopbackHost(host)) {
     throw new DevModeError(`--dev refuses TOOLBRIDGE_SIDECAR_HOST=${host}: dev mode only listens on a loopback address such as 127.0.0.1 or ::1`)
   }
-  const audience = env.TOOLBRIDGE_AUTH0_AUDIENCE || 'https://toolbridgeapi.erauner.dev'
+  const audience = env.TOOLBRIDGE_AUTH0_AUDIENCE || DEFAULTS.audience
   const clientSecret = randomBytes(32).toString('base64url')
   // The issuer grants whatever the list holds; the sidecar's config check still judges the list.
-  const audiences = audience.split(/[\s,]+/).filter((a) => a !== '')
+  const audiences = audienceList(audience)
   const issuer = await startDevIssuer({ clientId: DEV_CLIENT_ID, clientSecret, audiences, lifetimeSeconds: DEV_TOKEN_LIFETIME_SECONDS })
 
   let sidecarSecret = env.TOOLBRIDGE_SIDECAR_SECRET || undefined

@@ -1,3 +1,4 @@
+import { SidecarFailure } from '../errors.js'
 import { UPSTREAM_BOUNDS } from './schedule.js'
 
 /** How a token request failed; also the `result` label operators filter on. */
@@ -24,9 +25,8 @@ export interface TokenRequestErrorDetails {
  * A failed client-credentials request. Messages are written by us and never
  * carry the request body, the client secret or an upstream body verbatim.
  */
-export class TokenRequestError extends Error {
+export class TokenRequestError extends SidecarFailure {
   readonly kind: FailureKind
-  readonly code: string
   readonly status: number | undefined
   readonly auth0Error: string | undefined
   readonly auth0Description: string | undefined
@@ -36,10 +36,8 @@ export class TokenRequestError extends Error {
   readonly retryAfterCapped: string | undefined
 
   constructor (message: string, details: TokenRequestErrorDetails) {
-    super(message, details.cause === undefined ? undefined : { cause: details.cause })
-    this.name = 'TokenRequestError'
+    super(message, details.code, details.cause === undefined ? undefined : { cause: details.cause })
     this.kind = details.kind
-    this.code = details.code
     this.status = details.status
     this.auth0Error = details.auth0Error
     this.auth0Description = details.auth0Description
@@ -51,14 +49,12 @@ export class TokenRequestError extends Error {
 }
 
 /** No unexpired token can be served; the HTTP layer turns this into 503 + Retry-After. */
-export class TokenUnavailableError extends Error {
-  readonly code = 'TOKEN_UNAVAILABLE'
+export class TokenUnavailableError extends SidecarFailure {
   readonly statusCode = 503
   readonly retryAfterSeconds: number
 
   constructor (message: string, retryAfterSeconds: number) {
-    super(message)
-    this.name = 'TokenUnavailableError'
+    super(message, 'TOKEN_UNAVAILABLE')
     // A whole number of seconds a client can act on, whatever arithmetic produced it:
     // never longer than the longest wait the sidecar itself accepts.
     const max = UPSTREAM_BOUNDS.maxRetryAfterMs / 1000

@@ -13,6 +13,7 @@ import type { SidecarSecret } from './sidecar-secret.js'
 import type { SidecarMetrics } from '../metrics/metrics.js'
 import { metricsRoutes } from './routes/metrics.js'
 import { systemClock } from '../engine/clock.js'
+import { DEFAULTS } from '../config/defaults.js'
 
 /** Bounds on what one client can hold; documented in the README under "Server limits". */
 export interface ServerLimits {
@@ -37,7 +38,7 @@ export const SERVER_LIMITS: Readonly<ServerLimits> = Object.freeze({
   connectionsCheckingIntervalMs: 1_000,
   keepAliveTimeoutMs: 65_000,
   unauthenticatedIdleMs: 5_000,
-  maxConnections: 1024,
+  maxConnections: DEFAULTS.maxConnections,
   bodyLimitBytes: 4096
 })
 

@@ -1,5 +1,6 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { TokenUnavailableError } from '../engine/errors.js'
+import { SidecarFailure } from '../errors.js'
 
 const ERROR_CODES: Readonly<Record<number, string>> = {
   400: 'invalid_request',
@@ -62,5 +63,14 @@ export function errorHandler (logger: { error(obj: object, msg: string): void })
     }
     void reply.code(status)
     return { error: ERROR_CODES[status] ?? 'invalid_request', error_description: err.message }
+  }
+}
+
+/** A request this sidecar cannot act on: 400 with an OAuth-style `invalid_request`. */
+export class BadRequestError extends SidecarFailure {
+  readonly statusCode = 400
+
+  constructor (message: string) {
+    super(message, 'INVALID_REQUEST')
   }
 }

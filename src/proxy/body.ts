@@ -1,14 +1,13 @@
 import type { IncomingMessage } from 'node:http'
 import { pipeline, Transform, type TransformCallback } from 'node:stream'
+import { SidecarFailure } from '../errors.js'
 
 /** A request body over TOOLBRIDGE_PROXY_MAX_BODY_BYTES: 413, and the connection closes. */
-export class BodyTooLargeError extends Error {
-  readonly code = 'PROXY_BODY_TOO_LARGE'
+export class BodyTooLargeError extends SidecarFailure {
   readonly statusCode = 413
 
   constructor (limit: number) {
-    super(`the request body is larger than this proxy accepts (${limit} bytes)`)
-    this.name = 'BodyTooLargeError'
+    super(`the request body is larger than this proxy accepts (${limit} bytes)`, 'PROXY_BODY_TOO_LARGE')
   }
 }
 

@@ -7,6 +7,7 @@ import { secretGuard } from '../require-secret.js'
 import { bearerCredentials, type SidecarSecret } from '../sidecar-secret.js'
 import { TOKEN_HEADERS, TokenBody } from '../token-body.js'
 import type { SidecarMetrics } from '../../metrics/metrics.js'
+import { BadRequestError } from '../errors.js'
 
 export interface TokenAnswersOptions {
   tokens: TokenPool
@@ -170,9 +171,6 @@ interface RefreshBody { rejected_token_sha256?: unknown }
 
 const SHA256_HEX = /^[0-9a-f]{64}$/i
 
-function badRequest (message: string): Error {
-  return Object.assign(new Error(message), { statusCode: 400 })
-}
 
 function parseJson (_request: FastifyRequest, text: string | Buffer, done: (err: Error | null, body?: unknown) => void): void {
   if (String(text).trim() === '') {
@@ -183,10 +181,10 @@ function parseJson (_request: FastifyRequest, text: string | Buffer, done: (err:
   try {
     body = JSON.parse(String(text))
   } catch {
-    done(badRequest('the body is not valid JSON'))
+    done(new BadRequestError('the body is not valid JSON'))
     return
   }
-  if (body === null || typeof body !== 'object' || Array.isArray(body)) done(badRequest('the body must be a JSON object'))
+  if (body === null || typeof body !== 'object' || Array.isArray(body)) done(new BadRequestError('the body must be a JSON object'))
   else done(null, body)
 }
 
@@ -200,7 +198,7 @@ function rejectedToken (body: RefreshBody | undefined): string | undefined {
   const value = body?.rejected_token_sha256
   if (value === undefined) return undefined
   if (typeof value !== 'string' || !SHA256_HEX.test(value)) {
-    throw badRequest('rejected_token_sha256 must be the hex SHA-256 (64 characters) of the access token the API rejected')
+    throw new BadRequestError('rejected_token_sha256 must be the hex SHA-256 (64 characters) of the access token the API rejected')
   }
   return value.toLowerCase()
 }
