@@ -43,4 +43,12 @@ t.test('two composed sidecars over one store, on injected clock and timers: one 
   t.match(members[0]!.lines().filter((l) => l.event === 'token_refreshed')[1], { source: 'store' })
   t.equal(auth0.tokenRequests(), 2, 'one upstream request for the second lifetime')
   t.equal(members[1]!.sidecar.tokens.default.current()?.accessToken, members[0]!.sidecar.tokens.default.current()?.accessToken)
+
+  // A store that goes away: the composed sidecar reports it (health, failures) and fetches directly.
+  server.down = true
+  await members[0]!.sidecar.tokens.default.forceRefresh(undefined)
+  t.equal(auth0.tokenRequests(), 3, 'fetched directly while the store is down')
+  t.ok(server.failures.length > 0, 'the store\'s failure reached the connection the sidecar was given')
+  const health = await members[0]!.sidecar.app.inject({ url: '/healthz' })
+  t.match(health.json(), { status: 'degraded', token_store: { status: 'unavailable' } })
 })

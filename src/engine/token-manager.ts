@@ -402,7 +402,8 @@ export class TokenManager implements TokenSource {
     const servable = token !== undefined && Math.min(token.deadline - mono, token.expiresAt - this.#clock.now()) >= MIN_REMAINING_MS
     // A spaced fetch for an earlier step is already set: the spacing holds.
     if (servable && this.#nextTrigger === 'clock_jump' && this.#nextAttemptAt !== undefined) return 'refresh_spaced'
-    const dueAt = this.#nextAttemptAt === undefined ? mono : this.#nextAttemptAt - stepMs
+    // Some attempt is always scheduled while none is in flight (joined above).
+    const dueAt = this.#nextAttemptAt! - stepMs
     if (servable && dueAt > mono) {
       this.#schedule(dueAt - mono, this.#nextTrigger)
       return 'reschedule'
