@@ -156,8 +156,10 @@ export async function proxyScenario (opts) {
       failures: rounds.reduce((n, r) => n + r[name].failures, 0)
     }
   }
-  const cpuRatios = nginx === undefined ? [] : rounds.map((r) => r.sidecar.cpuUs / r.nginx.cpuUs)
-  return { rounds: opts.rounds, requests: opts.requests, summary, cpuRatios, note, bodyBytes: Buffer.byteLength(body) }
+  // /proc counts CPU time in clock ticks (10 ms): a short round can leave nginx at 0, and such a round has no ratio.
+  const cpuRatios = nginx === undefined ? [] : rounds.filter((r) => r.nginx.cpuUs > 0).map((r) => r.sidecar.cpuUs / r.nginx.cpuUs)
+  const ratioNote = note ?? (cpuRatios.length === 0 ? 'nginx used less CPU time than /proc can count (one clock tick) in every round: more --proxy-requests' : undefined)
+  return { rounds: opts.rounds, requests: opts.requests, summary, cpuRatios, note: ratioNote, bodyBytes: Buffer.byteLength(body) }
 }
 
 const LABELS = {
