@@ -2,7 +2,7 @@
 // lifetimes, counting upstream token requests, with and without the shared
 // store (a real redis-server on loopback). Prints figures; asserts nothing.
 import { spawn, spawnSync } from 'node:child_process'
-import { mkdtempSync } from 'node:fs'
+import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { startStandIn } from './stand-in.mjs'
@@ -13,7 +13,10 @@ async function startRedis (port) {
   if (spawnSync('redis-server', ['--version']).error !== undefined) {
     throw new Error('the fleet scenario needs redis-server: apt-get install redis-server (or pass --fleet "" to skip it)')
   }
-  const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', mkdtempSync(join(tmpdir(), 'bench-redis-'))], { stdio: ['ignore', 'pipe', 'inherit'] })
+  const dir = mkdtempSync(join(tmpdir(), 'bench-redis-'))
+  const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir], { stdio: ['ignore', 'pipe', 'inherit'] })
+  // The working directory goes with the server.
+  child.once('exit', () => rmSync(dir, { recursive: true, force: true }))
   await new Promise((resolve, reject) => {
     let out = ''
     child.stdout.on('data', (chunk) => {

@@ -11,16 +11,20 @@ import { join } from 'node:path'
 import { Pool, request } from 'undici'
 import { cpuMicros, PINNED } from './proc.mjs'
 
-/** nginx from the system's packages (or BENCH_NGINX: a path, or `none` to leave it out), or undefined. */
+/**
+ * nginx from the system's packages, or BENCH_NGINX (a path, or `none` to leave
+ * it out): { binary } or { note } saying why the comparison is left out.
+ */
 function findNginx () {
   const chosen = process.env.BENCH_NGINX
-  if (chosen !== undefined) return chosen === 'none' ? undefined : chosen
-  for (const path of ['/usr/sbin/nginx', '/usr/local/sbin/nginx', '/usr/bin/nginx']) if (existsSync(path)) return path
+  if (chosen === 'none') return { note: 'left out (BENCH_NGINX=none)' }
+  if (chosen !== undefined) return existsSync(chosen) ? { binary: chosen } : { note: `nginx is not installed at BENCH_NGINX=${chosen}` }
+  for (const path of ['/usr/sbin/nginx', '/usr/local/sbin/nginx', '/usr/bin/nginx']) if (existsSync(path)) return { binary: path }
   try {
-    return execFileSync('sh', ['-c', 'command -v nginx'], { encoding: 'utf8' }).trim() || undefined
-  } catch {
-    return undefined
-  }
+    const found = execFileSync('sh', ['-c', 'command -v nginx'], { encoding: 'utf8' }).trim()
+    if (found !== '') return { binary: found }
+  } catch {}
+  return { note: 'nginx is not installed (apt-get install nginx): the nginx comparison was skipped' }
 }
 
 /** nginx as a reverse proxy that sets a fixed Authorization header, one process in the foreground, on the server core. */
@@ -107,9 +111,8 @@ export async function proxyScenario (opts) {
   const told = await request(`${apiUrl}/_expect`, { method: 'POST', body: token })
   await told.body.dump()
 
-  const nginxBinary = findNginx()
+  const { binary: nginxBinary, note } = findNginx()
   const nginx = nginxBinary === undefined ? undefined : await startNginx(nginxBinary, api.port, await opts.freePort(), token)
-  const note = nginxBinary === undefined ? 'nginx is not installed (apt-get install nginx): the nginx comparison was skipped' : undefined
   if (note !== undefined) process.stderr.write(`note: ${note}\n`)
 
   const body = JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'search_notes', arguments: { query: 'x'.repeat(400) } } })
@@ -153,8 +156,10 @@ export async function proxyScenario (opts) {
       failures: rounds.reduce((n, r) => n + r[name].failures, 0)
     }
   }
-  const cpuRatios = nginx === undefined ? [] : rounds.map((r) => r.sidecar.cpuUs / r.nginx.cpuUs)
-  return { rounds: opts.rounds, requests: opts.requests, summary, cpuRatios, note, bodyBytes: Buffer.byteLength(body) }
+  // /proc counts CPU time in clock ticks (10 ms): a short round can leave nginx at 0, and such a round has no ratio.
+  const cpuRatios = nginx === undefined ? [] : rounds.filter((r) => r.nginx.cpuUs > 0).map((r) => r.sidecar.cpuUs / r.nginx.cpuUs)
+  const ratioNote = note ?? (cpuRatios.length === 0 ? 'nginx used less CPU time than /proc can count (one clock tick) in every round: more --proxy-requests' : undefined)
+  return { rounds: opts.rounds, requests: opts.requests, summary, cpuRatios, note: ratioNote, bodyBytes: Buffer.byteLength(body) }
 }
 
 const LABELS = {

@@ -2,14 +2,22 @@
 // rounds at a fixed offered rate; start-up, idle and high-water memory over a
 // million requests, and the health probe's cost, each against its reference
 // in the same rounds (bench/lean.mjs); the single-flight burst, the secret
-// comparison, and a fleet sharing one token through Redis (bench/fleet.mjs).
+// comparison, the credential-injecting proxy against direct calls and nginx
+// (bench/proxy.mjs), and a fleet sharing one token through Redis (bench/fleet.mjs).
+// Two baselines in the CPU rounds: bare Fastify (its defaults, no logger) and
+// the same app running prom-client's collectDefaultMetrics() (bench/baseline.mjs).
 // Prints figures; asserts nothing.
 //
 //   node bench/run.mjs [--rounds 7] [--duration 10] [--warmup 2] [--rate 4000] [--connections 10]
 //                      [--starts 11] [--memory-rounds 2] [--probes 11] [--before path/to/old/cli.js]
 //                      [--burst 1000] [--requests 1000000]
+//                      [--proxy-rounds 7] [--proxy-requests 5000]
 //                      [--fleet 1,5,20] [--fleet-restarts 2] [--fleet-lifetimes 1] [--fleet-lifetime 60]
-//                      [--skip cpu,burst,fleet] [--write docs/benchmarks.md]
+//                      [--skip cpu,lean,burst,proxy,fleet] [--write docs/benchmarks.md]
+//   node bench/run.mjs --cpu-only …     only the paired CPU rounds, printed
+//   node bench/run.mjs --proxy-only …   only the proxy rounds, printed
+// BENCH_NGINX=/path/to/nginx picks the nginx binary, BENCH_NGINX=none leaves nginx out;
+// without it the system's nginx is used, or the comparison is skipped with a note.
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto'
 import { existsSync, readFileSync, writeFileSync } from 'node:fs'
 import { createServer } from 'node:net'
@@ -20,6 +28,7 @@ import { Agent, request } from 'undici'
 import { cpuMicros, memory, PINNED, spawnNode } from './proc.mjs'
 import { startStandIn } from './stand-in.mjs'
 import { fleetScenario, fleetTable } from './fleet.mjs'
+import { proxyScenario, proxyTable } from './proxy.mjs'
 import { memoryRounds, probeRounds, servers, startupRounds } from './lean.mjs'
 import { SidecarSecret } from '../dist/http/sidecar-secret.js'
 
@@ -35,8 +44,10 @@ const { values: args } = parseArgs({
     probes: { type: 'string', default: '11' },
     // An older build's dist/cli.js, measured in the same rounds (the "before" figures).
     before: { type: 'string' },
-    // Sections to leave out while iterating: cpu, lean, burst, fleet.
+    // Sections to leave out while iterating: cpu, lean, burst, proxy, fleet.
     skip: { type: 'string', default: '' },
+    // Only the paired CPU rounds (to compare builds): prints their table, writes nothing.
+    'cpu-only': { type: 'boolean', default: false },
     burst: { type: 'string', default: '1000' },
     requests: { type: 'string', default: '1000000' },
     // Fleet sizes, comma-separated; empty skips the fleet scenario.
@@ -45,6 +56,11 @@ const { values: args } = parseArgs({
     'fleet-lifetimes': { type: 'string', default: '1' },
     // Long enough that 20 processes, pinned to one core, start and restart well within one token's life.
     'fleet-lifetime': { type: 'string', default: '60' },
+    // The credential-injecting proxy against direct calls and nginx; 0 rounds skips it.
+    'proxy-rounds': { type: 'string', default: '7' },
+    'proxy-requests': { type: 'string', default: '5000' },
+    // Only the proxy scenario, printed (no --write).
+    'proxy-only': { type: 'boolean', default: false },
     write: { type: 'string' }
   }
 })
@@ -59,6 +75,7 @@ const PROBES = Number(args.probes)
 const SKIP = new Set(args.skip.split(',').filter(Boolean))
 const BURST = Number(args.burst)
 const REQUESTS = Number(args.requests)
+const PROXY = { rounds: Number(args['proxy-rounds']), requests: Number(args['proxy-requests']) }
 const FLEET = { sizes: args.fleet.split(',').filter(Boolean).map(Number), restarts: Number(args['fleet-restarts']), lifetimes: Number(args['fleet-lifetimes']), lifetimeSeconds: Number(args['fleet-lifetime']) }
 
 const CLI = new URL('../dist/cli.js', import.meta.url).pathname
@@ -99,6 +116,7 @@ function startProcess (argv, env, ready) {
 }
 
 async function startSidecar (standIn, extraEnv = {}) {
+  const proxyPort = extraEnv.TOOLBRIDGE_PROXY_PORT
   const { child, value: port } = await startProcess([CLI], {
     TOOLBRIDGE_AUTH0_CLIENT_ID: CLIENT.clientId,
     TOOLBRIDGE_AUTH0_CLIENT_SECRET: CLIENT.clientSecret,
@@ -110,7 +128,7 @@ async function startSidecar (standIn, extraEnv = {}) {
     const match = /"msg":"Server listening at http:\/\/127\.0\.0\.1:(\d+)"/.exec(line)
     return match === null ? undefined : Number(match[1])
   })
-  return { child, url: `http://127.0.0.1:${port}` }
+  return { child, url: `http://127.0.0.1:${port}`, ...(proxyPort === undefined ? {} : { proxyUrl: `http://127.0.0.1:${proxyPort}` }) }
 }
 
 async function stop (child) {
@@ -152,9 +170,10 @@ async function measured (pid, url, headers) {
 }
 
 /**
- * Paired rounds: in each, the sidecar and the baseline take the same load
- * one after the other (the order alternates), and the round yields one ratio,
- * baseline CPU per request ÷ sidecar CPU per request.
+ * Paired rounds: in each, the sidecar and the two baselines (bare Fastify, and
+ * bare Fastify with prom-client's default metrics) take the same load one after
+ * the other (the order reverses every round), and the round yields one ratio
+ * per baseline, baseline CPU per request ÷ sidecar CPU per request.
  */
 async function cpuRounds () {
   const standIn = await startStandIn({ ...CLIENT, expiresIn: 86400 })
@@ -162,27 +181,32 @@ async function cpuRounds () {
   await waitForToken(sidecar.url)
   const sample = await request(`${sidecar.url}/token`, { headers: auth })
   const bytes = Buffer.byteLength(await sample.body.text())
-  const { child: baselineChild, value: baseline } = await startProcess([BASELINE, String(bytes)], {}, (line) => line.startsWith('{"baseline":true') ? JSON.parse(line) : undefined)
+  const isBaseline = (line) => line.startsWith('{"baseline":true') ? JSON.parse(line) : undefined
+  const { child: bareChild, value: bare } = await startProcess([BASELINE, String(bytes)], {}, isBaseline)
+  const { child: metricsChild, value: withMetrics } = await startProcess([BASELINE, String(bytes), '--metrics'], {}, isBaseline)
   const targets = {
     sidecar: { pid: sidecar.child.pid, url: `${sidecar.url}/token`, headers: auth },
-    baseline: { pid: baselineChild.pid, url: `http://127.0.0.1:${baseline.port}/token`, headers: {} }
+    baseline: { pid: bareChild.pid, url: `http://127.0.0.1:${bare.port}/token`, headers: {} },
+    metrics: { pid: metricsChild.pid, url: `http://127.0.0.1:${withMetrics.port}/token`, headers: {} }
   }
 
-  // Warm both up (JIT, connection pools) before measuring.
+  // Warm them (JIT, connection pools) before measuring.
   for (const target of Object.values(targets)) await load(target.url, target.headers, { duration: WARMUP })
 
   const rounds = []
   for (let i = 0; i < ROUNDS; i++) {
-    const order = i % 2 === 0 ? ['sidecar', 'baseline'] : ['baseline', 'sidecar']
+    const order = i % 2 === 0 ? ['sidecar', 'baseline', 'metrics'] : ['metrics', 'baseline', 'sidecar']
     const round = {}
     for (const name of order) round[name] = await measured(targets[name].pid, targets[name].url, targets[name].headers)
     round.ratio = round.baseline.cpuUs / round.sidecar.cpuUs
+    round.metricsRatio = round.metrics.cpuUs / round.sidecar.cpuUs
     rounds.push(round)
-    process.stderr.write(`round ${i + 1}/${ROUNDS}: sidecar ${round.sidecar.cpuUs.toFixed(1)} µs, baseline ${round.baseline.cpuUs.toFixed(1)} µs per request, ratio ${round.ratio.toFixed(3)}\n`)
+    process.stderr.write(`round ${i + 1}/${ROUNDS}: sidecar ${round.sidecar.cpuUs.toFixed(1)} µs, bare Fastify ${round.baseline.cpuUs.toFixed(1)} µs, with default metrics ${round.metrics.cpuUs.toFixed(1)} µs per request; ratios ${round.ratio.toFixed(3)}, ${round.metricsRatio.toFixed(3)}\n`)
   }
   const peak = memory(sidecar.child.pid).peak
   await stop(sidecar.child)
-  await stop(baselineChild)
+  await stop(bareChild)
+  await stop(metricsChild)
   await standIn.close()
   const agg = (name) => ({
     cpuUs: median(rounds.map((r) => r[name].cpuUs)),
@@ -192,14 +216,14 @@ async function cpuRounds () {
     errors: rounds.reduce((n, r) => n + r[name].errors, 0),
     non2xx: rounds.reduce((n, r) => n + r[name].non2xx, 0)
   })
-  const ratios = rounds.map((r) => r.ratio)
+  const spread = (ratios) => ({ ratios, ratio: median(ratios), iqr: [quantile(ratios, 0.25), quantile(ratios, 0.75)] })
   return {
     bytes,
     sidecar: agg('sidecar'),
     baseline: agg('baseline'),
-    ratios,
-    ratio: median(ratios),
-    iqr: [quantile(ratios, 0.25), quantile(ratios, 0.75)],
+    metrics: agg('metrics'),
+    bare: spread(rounds.map((r) => r.ratio)),
+    withMetrics: spread(rounds.map((r) => r.metricsRatio)),
     peakKb: peak,
     upstream: standIn.count()
   }
@@ -301,24 +325,49 @@ async function burst () {
   return { requests: BURST, ok: statuses.filter((s) => s === 200).length, upstream, lastMs: Math.round(lastMs) }
 }
 
-const tp = SKIP.has('cpu') ? undefined : await cpuRounds()
-const le = SKIP.has('lean') ? undefined : await lean(tp?.bytes ?? 150)
-const sc = secretCompare()
-const bu = SKIP.has('burst') ? undefined : await burst()
-const fl = FLEET.sizes.length === 0 || SKIP.has('fleet') ? [] : await fleetScenario({ ...FLEET, startSidecar, stop, waitForToken, client: CLIENT, freePort })
+async function proxyRounds () {
+  const standIn = await startStandIn({ ...CLIENT, expiresIn: 86400 })
+  try {
+    return await proxyScenario({ ...PROXY, startProcess, startSidecar: (env) => startSidecar(standIn, env), stop, waitForToken, freePort, secret: SECRET })
+  } finally {
+    await standIn.close()
+  }
+}
 
-const machine = `${cpus().length} × ${cpus()[0].model.trim()}, ${Math.round(totalmem() / 2 ** 30)} GiB, Node.js ${process.version}, ${process.platform}${PINNED ? '; load generator on core 0, servers on core 1 (taskset)' : '; one core: nothing pinned'}`
-const command = `node bench/run.mjs --rounds ${ROUNDS} --duration ${DURATION} --warmup ${WARMUP} --rate ${RATE} --connections ${CONNECTIONS} --starts ${STARTS} --memory-rounds ${MEMORY_ROUNDS} --probes ${PROBES}${args.before === undefined ? '' : ` --before ${args.before}`}${SKIP.size === 0 ? '' : ` --skip ${[...SKIP].join(',')}`} --burst ${BURST} --requests ${REQUESTS} --fleet ${FLEET.sizes.join(',') || '""'} --fleet-restarts ${FLEET.restarts} --fleet-lifetimes ${FLEET.lifetimes} --fleet-lifetime ${FLEET.lifetimeSeconds}`
 const row = (name, s, extra) => `| ${name} | ${s.cpuUs.toFixed(1)} | ${Math.round(s.rps)} | ${s.p50} | ${s.p99} | ${s.errors} | ${s.non2xx} | ${extra} |`
-const cpuSection = tp === undefined ? '' : `## GET /token: server CPU per request at ${RATE} req/s offered (${ROUNDS} paired rounds × ${DURATION} s, ${CONNECTIONS} connections)
+const spreadText = (s) => `interquartile range ${s.iqr[0].toFixed(3)}–${s.iqr[1].toFixed(3)}; rounds: ${s.ratios.map((r) => r.toFixed(3)).join(', ')}`
+const cpuTable = (tp) => `## GET /token: server CPU per request at ${RATE} req/s offered (${ROUNDS} paired rounds × ${DURATION} s, ${CONNECTIONS} connections)
 
 | target | CPU µs/request (median) | req/s answered | p50 ms | p99 ms | errors | non-2xx | notes |
 |---|---|---|---|---|---|---|---|
 ${row('sidecar (`GET /token`, info logging)', tp.sidecar, `peak RSS ${mb(tp.peakKb)} MB; ${tp.upstream} upstream token request(s)`)}
-${row('bare Fastify route, same body and headers', tp.baseline, `${tp.bytes}-byte JSON body, \`cache-control: no-store\`, no auth`)}
+${row('bare Fastify route, same body and headers', tp.baseline, `${tp.bytes}-byte JSON body, \`cache-control: no-store\`, no auth, no logger (Fastify's defaults)`)}
+${row('bare Fastify route with prom-client default metrics', tp.metrics, 'the same, plus `collectDefaultMetrics()` as the sidecar runs it')}
 
-CPU ratio baseline ÷ sidecar: **${tp.ratio.toFixed(3)}** (median of paired rounds; interquartile range ${tp.iqr[0].toFixed(3)}–${tp.iqr[1].toFixed(3)}; rounds: ${tp.ratios.map((r) => r.toFixed(3)).join(', ')})
+CPU ratio bare Fastify ÷ sidecar: **${tp.bare.ratio.toFixed(3)}** (median of paired rounds; ${spreadText(tp.bare)})
+
+CPU ratio bare Fastify with default metrics ÷ sidecar: **${tp.withMetrics.ratio.toFixed(3)}** (median of paired rounds; ${spreadText(tp.withMetrics)})
 `
+
+if (args['cpu-only']) {
+  process.stdout.write(cpuTable(await cpuRounds()))
+  process.exit(0)
+}
+if (args['proxy-only']) {
+  process.stdout.write(proxyTable(await proxyRounds()))
+  process.exit(0)
+}
+
+const tp = SKIP.has('cpu') ? undefined : await cpuRounds()
+const le = SKIP.has('lean') ? undefined : await lean(tp?.bytes ?? 150)
+const sc = secretCompare()
+const bu = SKIP.has('burst') ? undefined : await burst()
+const px = PROXY.rounds === 0 || SKIP.has('proxy') ? undefined : await proxyRounds()
+const fl = FLEET.sizes.length === 0 || SKIP.has('fleet') ? [] : await fleetScenario({ ...FLEET, startSidecar, stop, waitForToken, client: CLIENT, freePort })
+
+const machine = `${cpus().length} × ${cpus()[0].model.trim()}, ${Math.round(totalmem() / 2 ** 30)} GiB, Node.js ${process.version}, ${process.platform}${PINNED ? '; load generator on core 0, servers on core 1 (taskset)' : '; one core: nothing pinned'}`
+const command = `node bench/run.mjs --rounds ${ROUNDS} --duration ${DURATION} --warmup ${WARMUP} --rate ${RATE} --connections ${CONNECTIONS} --starts ${STARTS} --memory-rounds ${MEMORY_ROUNDS} --probes ${PROBES}${args.before === undefined ? '' : ` --before ${args.before}`}${SKIP.size === 0 ? '' : ` --skip ${[...SKIP].join(',')}`} --burst ${BURST} --requests ${REQUESTS} --proxy-rounds ${PROXY.rounds} --proxy-requests ${PROXY.requests} --fleet ${FLEET.sizes.join(',') || '""'} --fleet-restarts ${FLEET.restarts} --fleet-lifetimes ${FLEET.lifetimes} --fleet-lifetime ${FLEET.lifetimeSeconds}`
+const cpuSection = tp === undefined ? '' : cpuTable(tp)
 const x = (a, b) => `${(a / b).toFixed(2)}×`
 const leanSection = le === undefined ? '' : `## Start-up: spawn to the first 200 on /healthz (${STARTS} rounds, order rotating)
 
@@ -353,7 +402,7 @@ ${bu === undefined ? '' : `
 | concurrent GET /token while the token is expired and its refresh in flight | answered 200 | upstream token requests since expiry | last answer after |
 |---|---|---|---|
 | ${bu.requests} | ${bu.ok} | ${bu.upstream} | ${bu.lastMs} ms |
-`}${fl.length === 0 ? '' : `\n${fleetTable(fl, FLEET)}`}`
+`}${px === undefined ? '' : `\n${proxyTable(px)}`}${fl.length === 0 ? '' : `\n${fleetTable(fl, FLEET)}`}`
 process.stdout.write(`${report}\nmachine: ${machine}\n`)
 
 if (args.write !== undefined) {
@@ -373,11 +422,12 @@ Written by \`npm run bench -- --write docs/benchmarks.md\` on ${new Date().toISO
 
 - **Headline: server CPU time per request**, not throughput. Throughput at saturation on a 2-core machine, where the load generator shares the cores, measures the load generator as much as the server. Here autocannon offers a **fixed rate** (\`--rate\`, well below saturation) over keep-alive connections; the server's user + system CPU time is read from \`/proc/<pid>/stat\` before and after each run and divided by the requests answered.
 - **Pinned cores.** With two cores or more, the benchmark process (load generator and Auth0 stand-in) runs on core 0 and each server on core 1 (\`taskset\`).
-- **Paired rounds.** In each round the sidecar and the baseline take the same load one after the other (the order alternates between rounds); each round yields one ratio, baseline CPU per request ÷ sidecar CPU per request (1.0 means the sidecar costs what a bare route costs; higher is better). The headline is the median ratio with its interquartile range. Throughput and latency at the fixed rate are secondary columns.
-- **Baseline**: a bare Fastify app (\`bench/baseline.mjs\`) answering a JSON body of the same size with the same response headers (\`content-type\`, \`cache-control: no-store\`), the same Node.js flags and the same logger level (pino at info, request logging off), and no authentication.
+- **Paired rounds.** In each round the sidecar and the two baselines take the same load one after the other (the order reverses between rounds); each round yields one ratio per baseline, baseline CPU per request ÷ sidecar CPU per request (1.0 means the sidecar costs what the baseline costs; higher is better). The headline is the median ratio with its interquartile range. Throughput and latency at the fixed rate are secondary columns.
+- **Baselines** (\`bench/baseline.mjs\`): a bare Fastify app (Fastify's defaults, so no logger; the sidecar's Fastify has none either unless access logs are on) answering a JSON body of the same size with the same response headers (\`content-type\`, \`cache-control: no-store\`) and the same Node.js flags, with no authentication; and the same app running prom-client's \`collectDefaultMetrics()\` as the sidecar does (its event-loop-delay histogram and the rest cost every process something). The target ratio is against the bare app; the second ratio tells how much of the gap is the default metrics. Start-up and memory are compared with the bare app.
 - **Start-up** is measured from spawning \`node dist/cli.js\` to the first 200 from \`/healthz\` (the first token fetched from the loopback stand-in), polling every millisecond; the bare Fastify app (the same \`bench/baseline.mjs\`, which also answers \`/healthz\`) from spawn to its first 200, and \`node -e ''\` from spawn to exit, in the same rounds, the order rotating. Medians and ratios of medians.
 - **Memory**: each process is started, polled until healthy, left idle 1 s (idle RSS from \`/proc/<pid>/status\`), then takes the same number of \`GET /token\` from autocannon (10 connections, as fast as it answers); the high-water mark (\`VmHWM\`) covers its whole life, start-up included.
 - **The health probe** runs against a healthy sidecar with \`node -r bench/rusage.cjs\`, which reports the process's own CPU time and peak RSS (\`getrusage\`) at exit; \`node -e ''\` is measured the same way in alternating order.
+- **The proxy** (\`bench/proxy.mjs\`): the same JSON POST (an MCP \`tools/call\` of about half a kilobyte) sent one at a time over one keep-alive connection (a) straight to a loopback API stand-in with the token, (b) through the sidecar's proxy with the sidecar secret, (c) through nginx (Debian's package, one worker, \`proxy_set_header Authorization\` with a fixed token, upstream keep-alive), in paired rounds with the order rotating. Server CPU per request is that of the process the client talks to; "added" latency is the path's p50/p99 minus the direct path's in the same round. Without nginx (or with \`BENCH_NGINX=none\`) the nginx row is left out with a note.
 - With \`--before <old dist/cli.js>\`, an older build runs in the same rounds: the "before" rows.
 
 ${report}
