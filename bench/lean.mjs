@@ -10,15 +10,11 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import autocannon from 'autocannon'
 import { Agent, request } from 'undici'
 import { cpuMicros, memory, spawnNode } from './proc.mjs'
+import { median } from './stats.mjs'
 
 const BASELINE = new URL('./baseline.mjs', import.meta.url).pathname
 const RUSAGE = new URL('./rusage.cjs', import.meta.url).pathname
 
-export const median = (xs) => {
-  const s = [...xs].sort((a, b) => a - b)
-  const mid = (s.length - 1) / 2
-  return (s[Math.floor(mid)] + s[Math.ceil(mid)]) / 2
-}
 const rotate = (list, i) => list.map((_, k) => list[(k + i) % list.length])
 
 async function exited (child) {

@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Pool, request } from 'undici'
 import { cpuMicros, PINNED } from './proc.mjs'
+import { median, quantile } from './stats.mjs'
 
 /**
  * nginx from the system's packages, or BENCH_NGINX (a path, or `none` to leave
@@ -72,13 +73,6 @@ http {
   throw new Error(`nginx did not start; see ${dir}/error.log`)
 }
 
-const quantile = (xs, q) => {
-  const s = [...xs].sort((a, b) => a - b)
-  const at = (s.length - 1) * q
-  const lo = Math.floor(at)
-  return s[lo] + (s[Math.ceil(at)] - s[lo]) * (at - lo)
-}
-const median = (xs) => quantile(xs, 0.5)
 
 /** `requests` POSTs, one at a time, over one keep-alive connection; latency in ms, server CPU in µs per request. */
 async function run (target, body, requests) {

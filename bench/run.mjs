@@ -30,6 +30,7 @@ import { startStandIn } from './stand-in.mjs'
 import { fleetScenario, fleetTable } from './fleet.mjs'
 import { proxyScenario, proxyTable } from './proxy.mjs'
 import { memoryRounds, probeRounds, servers, startupRounds } from './lean.mjs'
+import { median, quantile } from './stats.mjs'
 import { SidecarSecret } from '../dist/http/sidecar-secret.js'
 
 const { values: args } = parseArgs({
@@ -84,14 +85,6 @@ const SECRET = 'bench-sidecar-secret-0123456789abcdef0123456789'
 const CLIENT = { clientId: 'bench-client', clientSecret: 'bench-client-secret' }
 const auth = { authorization: `Bearer ${SECRET}` }
 
-/** Linear-interpolated quantile of a list of numbers. */
-const quantile = (xs, q) => {
-  const s = [...xs].sort((a, b) => a - b)
-  const at = (s.length - 1) * q
-  const lo = Math.floor(at)
-  return s[lo] + (s[Math.ceil(at)] - s[lo]) * (at - lo)
-}
-const median = (xs) => quantile(xs, 0.5)
 const mb = (kb) => Math.round(kb / 102.4) / 10
 
 /** Starts a process on the server core; resolves once a stdout line matching `ready` appears. */

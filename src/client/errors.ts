@@ -1,12 +1,7 @@
+import { SidecarFailure } from '../errors.js'
+
 /** Base class: anything that kept the client from getting a token. Messages never carry a token or secret. */
-export class SidecarError extends Error {
-  readonly code: string
-  constructor (message: string, code: string, options?: ErrorOptions) {
-    super(message, options)
-    this.name = new.target.name
-    this.code = code
-  }
-}
+export class SidecarError extends SidecarFailure {}
 
 /** No connection, a timeout, or an answer that is not the sidecar's. */
 export class SidecarUnreachableError extends SidecarError {
