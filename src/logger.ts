@@ -29,10 +29,11 @@ export function createLogger (level: string, destination?: DestinationStream): L
 /**
  * For a person running `--dev` in a terminal: pino-pretty, a devDependency.
  * Where it is not installed (the production image), JSON lines as always.
+ * The specifier is a parameter (and so a variable, as it must be: pino-pretty
+ * and its types are absent where the image compiles) so a test can name a
+ * package that is not there.
  */
-export async function prettyDestination (): Promise<DestinationStream | undefined> {
-  // A specifier in a variable: pino-pretty (and its types) are absent where the image compiles.
-  const specifier = 'pino-pretty'
+export async function prettyDestination (specifier = 'pino-pretty'): Promise<DestinationStream | undefined> {
   let pretty: (opts: object) => DestinationStream
   try {
     pretty = (await import(specifier) as { default: typeof pretty }).default

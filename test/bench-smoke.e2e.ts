@@ -1,10 +1,11 @@
 import { execFile } from 'node:child_process'
-import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
+import { join } from 'node:path'
 import t from 'tap'
+import { ROOT } from './fixtures/suite-paths.js'
 
 const run = promisify(execFile)
-const BENCH = fileURLToPath(new URL('../bench/run.mjs', import.meta.url))
+const BENCH = join(ROOT, 'bench/run.mjs')
 // The sidecar secret and client secret bench/run.mjs gives its sidecars: none of its output shows them.
 const SECRETS = ['bench-sidecar-secret-0123456789abcdef0123456789', 'bench-client-secret']
 

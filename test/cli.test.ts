@@ -1,79 +1,22 @@
+// The real CLI, spawned: the paths through cli.ts and serve.ts that only a
+// process has (exit codes, signals, the listening socket, dev mode). The rest
+// of the CLI's contract (every configuration error, IPv6, static mode, SIGINT,
+// a hanging upstream at shutdown, dev mode with an operator's secret) is in
+// cli.e2e.ts.
+import { createPublicKey, verify } from 'node:crypto'
 import { execFile } from 'node:child_process'
-import { createPublicKey, generateKeyPairSync, verify } from 'node:crypto'
-import { mkdtempSync, writeFileSync } from 'node:fs'
 import { createServer } from 'node:net'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import { promisify } from 'node:util'
-import t, { type Test } from 'tap'
-import { Agent, request } from 'undici'
-import { FakeAuth0 } from './fixtures/fake-auth0.js'
-import { spawnSidecar, stopOnTeardown, type RunningSidecar } from './fixtures/spawn-sidecar.js'
+import t from 'tap'
+import { auth0For, expectConfigError, get, productionEnv, SECRET, secretFile, shutdownUnderLoad, startDev } from './fixtures/cli-env.js'
+import { spawnSidecar, stopOnTeardown } from './fixtures/spawn-sidecar.js'
 import { registerSecret } from './fixtures/suite-log.js'
 
 const run = promisify(execFile)
-const SECRET = 'cli-test-sidecar-secret-0123456789abcdef'
-registerSecret(SECRET)
-const dir = mkdtempSync(join(tmpdir(), 'sidecar-cli-'))
-const RSA_KEY = generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey.export({ type: 'pkcs8', format: 'pem' }) as string
-const EC_KEY = generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey.export({ type: 'pkcs8', format: 'pem' }) as string
-registerSecret(RSA_KEY, EC_KEY)
 
-function secretFile (name: string, content: string): string {
-  const path = join(dir, name)
-  writeFileSync(path, `${content}\n`)
-  return path
-}
-
-async function auth0For (t: Test): Promise<FakeAuth0> {
-  const auth0 = await FakeAuth0.start()
-  t.teardown(() => auth0.close())
-  return auth0
-}
-
-function productionEnv (auth0: FakeAuth0, extra: Record<string, string> = {}): Record<string, string> {
-  return {
-    TOOLBRIDGE_AUTH0_CLIENT_ID: auth0.clientId,
-    TOOLBRIDGE_AUTH0_CLIENT_SECRET_FILE: secretFile(`client-${auth0.port}`, auth0.clientSecret),
-    TOOLBRIDGE_AUTH0_TOKEN_URL: auth0.tokenUrl,
-    TOOLBRIDGE_SIDECAR_SECRET_FILE: secretFile(`sidecar-${auth0.port}`, SECRET),
-    TOOLBRIDGE_SIDECAR_PORT: '0',
-    ...extra
-  }
-}
-
-async function get (url: string, headers: Record<string, string> = {}) {
-  const res = await request(url, { headers })
-  const text = await res.body.text()
-  return { status: res.statusCode, headers: res.headers, text, json: () => JSON.parse(text) as Record<string, unknown> }
-}
-
-t.test('configuration errors: exit 1 with one line naming the variable, never the secret', async (t) => {
-  const cases: Array<[Record<string, string>, RegExp]> = [
-    [{ TOOLBRIDGE_AUTH0_CLIENT_ID: 'cid', TOOLBRIDGE_AUTH0_CLIENT_SECRET: 'client-secret-never-echoed' }, /TOOLBRIDGE_SIDECAR_SECRET is required/],
-    [{ TOOLBRIDGE_AUTH0_CLIENT_ID: 'cid', TOOLBRIDGE_AUTH0_CLIENT_SECRET: 'client-secret-never-echoed', TOOLBRIDGE_SIDECAR_SECRET: 'too-short-secret-never-echoed' }, /TOOLBRIDGE_SIDECAR_SECRET: expected a shared secret of at least 32 characters/],
-    [{ TOOLBRIDGE_AUTH0_CLIENT_ID: 'cid', TOOLBRIDGE_AUTH0_CLIENT_SECRET: 'client-secret-never-echoed', TOOLBRIDGE_SIDECAR_SECRET: SECRET, TOOLBRIDGE_SIDECAR_PORT: 'http' }, /TOOLBRIDGE_SIDECAR_PORT: expected a whole number/],
-    [{ TOOLBRIDGE_SIDECAR_SECRET: SECRET }, /TOOLBRIDGE_AUTH0_CLIENT_ID and TOOLBRIDGE_AUTH0_CLIENT_SECRET are required/],
-    [{ TOOLBRIDGE_SIDECAR_SECRET: SECRET, TOOLBRIDGE_JWT_TOKEN: `e30.${Buffer.from('{"exp":1e15}').toString('base64url')}.c2ln` }, /TOOLBRIDGE_JWT_TOKEN: the JWT's exp claim \(1000000000000000\) is not a time/],
-    [{ TOOLBRIDGE_AUTH0_CLIENT_ID: 'cid', TOOLBRIDGE_AUTH0_CLIENT_SECRET: 'client-secret-never-echoed', TOOLBRIDGE_SIDECAR_SECRET_FILE: secretFile('trailing-space', `${SECRET} `) }, /TOOLBRIDGE_SIDECAR_SECRET_FILE: expected a shared secret/],
-    [{ TOOLBRIDGE_AUTH0_CLIENT_ID: 'cid', TOOLBRIDGE_AUTH0_CLIENT_SECRET_FILE: secretFile('second-newline', 'client-secret-never-echoed\n'), TOOLBRIDGE_SIDECAR_SECRET: SECRET }, /TOOLBRIDGE_AUTH0_CLIENT_SECRET_FILE: the client secret starts or ends with whitespace/],
-    [{ TOOLBRIDGE_AUTH0_CLIENT_ID: 'cid', TOOLBRIDGE_AUTH0_CLIENT_AUTH: 'private_key_jwt', TOOLBRIDGE_AUTH0_CLIENT_ASSERTION_KEY: RSA_KEY, TOOLBRIDGE_AUTH0_CLIENT_ASSERTION_ALG: 'ES256', TOOLBRIDGE_SIDECAR_SECRET: SECRET },
-      /TOOLBRIDGE_AUTH0_CLIENT_ASSERTION_ALG=ES256 does not fit TOOLBRIDGE_AUTH0_CLIENT_ASSERTION_KEY: an RSA key \(2048 bits\) signs RS256, RS384 or PS256, not ES256/],
-    [{ TOOLBRIDGE_AUTH0_CLIENT_ID: 'cid', TOOLBRIDGE_AUTH0_CLIENT_AUTH: 'private_key_jwt', TOOLBRIDGE_AUTH0_CLIENT_ASSERTION_KEY_FILE: secretFile('ec-key', EC_KEY), TOOLBRIDGE_AUTH0_CLIENT_ASSERTION_ALG: 'RS256', TOOLBRIDGE_SIDECAR_SECRET: SECRET },
-      /TOOLBRIDGE_AUTH0_CLIENT_ASSERTION_ALG=RS256 does not fit TOOLBRIDGE_AUTH0_CLIENT_ASSERTION_KEY_FILE: an EC P-256 key signs ES256, not RS256/]
-  ]
-  registerSecret('client-secret-never-echoed', 'too-short-secret-never-echoed')
-  for (const [env, message] of cases) {
-    const sidecar = spawnSidecar(env)
-    const exit = await sidecar.exited
-    t.equal(exit.code, 1, message.source)
-    const lines = sidecar.stderr().trimEnd().split('\n')
-    t.equal(lines.length, 1, 'one line')
-    t.match(lines[0], /^token-sidecar: invalid configuration: /)
-    t.match(lines[0], message)
-    t.notMatch(sidecar.stderr(), /never-echoed|cli-test-sidecar-secret|PRIVATE KEY|MII/)
-    t.same(sidecar.lines, [], 'nothing half-started')
-  }
+t.test('a configuration error: exit 1 with one line naming the variable, never the secret', async (t) => {
+  registerSecret('client-secret-never-echoed')
+  await expectConfigError(t, { TOOLBRIDGE_AUTH0_CLIENT_ID: 'cid', TOOLBRIDGE_AUTH0_CLIENT_SECRET: 'client-secret-never-echoed' }, /TOOLBRIDGE_SIDECAR_SECRET is required/)
 })
 
 t.test('usage: --help, --version, unknown arguments', async (t) => {
@@ -155,74 +98,10 @@ t.test('a port already in use: exit 1 with a clear log line', async (t) => {
   t.match(sidecar.lines.find((l) => l.event === 'listen_failed'), { level: 'fatal', msg: new RegExp(`cannot listen on 127.0.0.1 port ${port} \\(EADDRINUSE\\)`) })
 })
 
-for (const signal of ['SIGTERM', 'SIGINT'] as const) {
-  t.test(`${signal} under load: in-flight requests finish, exit 0 within 5 s`, async (t) => {
-    const auth0 = await auth0For(t)
-    const sidecar = spawnSidecar(productionEnv(auth0))
-    stopOnTeardown(t, sidecar)
-    const port = await sidecar.listening
-    await sidecar.waitFor((l) => l.msg === 'Auth0 token refreshed')
 
-    const agent = new Agent({ connections: 16 })
-    t.teardown(() => agent.close())
-    const statuses = new Map<number, number>()
-    let refused = 0
-    let stop = false
-    const worker = async (): Promise<void> => {
-      while (!stop) {
-        try {
-          const res = await request(`http://127.0.0.1:${port}/token`, { dispatcher: agent, headers: { authorization: `Bearer ${SECRET}` } })
-          await res.body.text()
-          statuses.set(res.statusCode, (statuses.get(res.statusCode) ?? 0) + 1)
-        } catch {
-          // Connection refused or closed once the listener is gone: expected after the signal.
-          refused++
-          if (sidecar.child.exitCode !== null) return
-          await new Promise((resolve) => setTimeout(resolve, 5))
-        }
-      }
-    }
-    const workers = Array.from({ length: 16 }, worker)
-    await new Promise((resolve) => setTimeout(resolve, 300))
-    const sentAt = Date.now()
-    sidecar.child.kill(signal)
-    const exit = await sidecar.exited
-    const tookMs = Date.now() - sentAt
-    stop = true
-    await Promise.all(workers)
-
-    t.equal(exit.code, 0, 'exit code 0')
-    t.ok(tookMs < 5000, `exited ${tookMs} ms after ${signal}`)
-    t.ok((statuses.get(200) ?? 0) > 50, `${statuses.get(200)} answers before shutdown`)
-    t.same([...statuses.keys()], [200], `only 200s, never a 5xx (${refused} refused after close)`)
-    t.match(sidecar.lines.find((l) => l.event === 'shutdown'), { signal })
-    t.ok(sidecar.lines.some((l) => l.event === 'stopped'), 'logged that it stopped')
-  })
-}
-
-t.test('shutdown does not wait for a hanging upstream request', async (t) => {
-  const auth0 = await auth0For(t)
-  auth0.enqueue({ kind: 'hang' })
-  const sidecar = spawnSidecar(productionEnv(auth0, { TOOLBRIDGE_AUTH0_TIMEOUT_SECONDS: '60' }))
-  stopOnTeardown(t, sidecar)
-  await sidecar.listening
-  await new Promise((resolve) => setTimeout(resolve, 200))
-  const sentAt = Date.now()
-  sidecar.child.kill('SIGTERM')
-  t.equal((await sidecar.exited).code, 0)
-  t.ok(Date.now() - sentAt < 5000)
+t.test('SIGTERM under load: in-flight requests finish, exit 0 within 5 s', async (t) => {
+  await shutdownUnderLoad(t, 'SIGTERM')
 })
-
-interface DevRun { sidecar: RunningSidecar, curl: string, port: number }
-
-async function startDev (t: Test, env: Record<string, string> = {}): Promise<DevRun> {
-  const sidecar = spawnSidecar({ TOOLBRIDGE_SIDECAR_PORT: '0', ...env }, ['--dev'], { keepStderrPrivate: true })
-  stopOnTeardown(t, sidecar)
-  const port = await sidecar.listening
-  if (port === undefined) throw new Error(`dev mode did not start: ${sidecar.stderr()}`)
-  for (let i = 0; i < 100 && !sidecar.stderr().includes('\n'); i++) await new Promise((resolve) => setTimeout(resolve, 20))
-  return { sidecar, curl: sidecar.stderr().trim(), port }
-}
 
 t.test('--dev: a loud warning, one curl line that returns an RS256 JWT from the embedded issuer', async (t) => {
   const { sidecar, curl, port } = await startDev(t)
@@ -249,16 +128,6 @@ t.test('--dev: a loud warning, one curl line that returns an RS256 JWT from the 
 
   t.notMatch(JSON.stringify(sidecar.lines), generated, 'the generated secret is not in the log')
   t.notMatch(JSON.stringify(sidecar.lines), answer.access_token)
-})
-
-t.test('--dev with an operator-set secret: the curl line refers to it instead of printing it', async (t) => {
-  const { curl } = await startDev(t, { TOOLBRIDGE_SIDECAR_SECRET: SECRET })
-  t.notMatch(curl, SECRET)
-  t.match(curl, /"Authorization: Bearer \$TOOLBRIDGE_SIDECAR_SECRET"/)
-  const { stdout } = await run('sh', ['-c', curl], { env: { PATH: process.env.PATH, TOOLBRIDGE_SIDECAR_SECRET: SECRET } })
-  const answer = JSON.parse(stdout) as { access_token: string }
-  registerSecret(answer.access_token)
-  t.ok(answer.access_token)
 })
 
 t.test('--dev with a bad setting or a busy port exits instead of hanging on its issuer', async (t) => {

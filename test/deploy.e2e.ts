@@ -2,7 +2,6 @@ import { execFile } from 'node:child_process'
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
 import { parse } from 'smol-toml'
 import t, { type Test } from 'tap'
@@ -10,9 +9,9 @@ import { request } from 'undici'
 import { FakeAuth0 } from './fixtures/fake-auth0.js'
 import { spawnCommand } from './fixtures/spawn-sidecar.js'
 import { registerSecret } from './fixtures/suite-log.js'
+import { ROOT } from './fixtures/suite-paths.js'
 
 const run = promisify(execFile)
-const ROOT = fileURLToPath(new URL('..', import.meta.url))
 const SHUTDOWN_BOUND_SECONDS = 4
 const SECRET = 'deploy-sidecar-secret-0123456789abcdef'
 registerSecret(SECRET)

@@ -2,6 +2,7 @@ import t from 'tap'
 import { request } from 'undici'
 import { startDevIssuer } from '../src/dev/dev-issuer.js'
 import { curlLine, DevModeError, setUpDevMode } from '../src/dev/dev-mode.js'
+import { prettyDestination } from '../src/logger.js'
 import { registerSecret } from './fixtures/suite-log.js'
 
 const AUDIENCE = 'https://toolbridgeapi.erauner.dev'
@@ -83,4 +84,10 @@ t.test('dev mode refuses non-loopback hosts before starting anything', async (t)
 t.test('curl lines', async (t) => {
   t.equal(curlLine('127.0.0.1', 1234, 'abc'), "curl -sS -H 'Authorization: Bearer abc' http://127.0.0.1:1234/token")
   t.equal(curlLine('127.0.0.1', 1234, '"$TOOLBRIDGE_SIDECAR_SECRET"'), 'curl -sS -H "Authorization: Bearer $TOOLBRIDGE_SIDECAR_SECRET" http://127.0.0.1:1234/token')
+})
+
+t.test('dev mode in a terminal: pino-pretty where it is installed, JSON lines (undefined) where it cannot load', async (t) => {
+  t.equal(await prettyDestination('pino-pretty-not-installed'), undefined)
+  const pretty = await prettyDestination()
+  t.type(pretty?.write, 'function', 'pino-pretty, a devDependency here')
 })

@@ -3,7 +3,7 @@
 // sidecar can fetch its first token. The token request needs a Pool and its
 // request() method: this loads those parts of undici, and gives dispatchers
 // their request API the way undici's own index.js does (Object.assign onto
-// Dispatcher.prototype). test/upstream and test/lean.test.ts cover both.
+// Dispatcher.prototype). test/upstream and test/lean.e2e.ts cover both.
 import Dispatcher from 'undici/lib/dispatcher/dispatcher.js'
 import Pool from 'undici/lib/dispatcher/pool.js'
 import api from 'undici/lib/api/index.js'

@@ -1,16 +1,17 @@
 import t from 'tap'
 import { spawn, spawnSync } from 'node:child_process'
 import { createInterface } from 'node:readline'
-import { fileURLToPath } from 'node:url'
+import { join } from 'node:path'
 import { FakeApi } from '../fixtures/fake-api.js'
 import { FakeAuth0 } from '../fixtures/fake-auth0.js'
 import { spawnSidecar, stopOnTeardown } from '../fixtures/spawn-sidecar.js'
 import { registerSecret } from '../fixtures/suite-log.js'
+import { FIXTURES } from '../fixtures/suite-paths.js'
 
 const SECRET = 'unmodified-client-sidecar-secret-0123456789'
 registerSecret(SECRET)
 const PYTHON = '/usr/bin/python3'
-const SCRIPT = fileURLToPath(new URL('../fixtures/unmodified_client.py', import.meta.url))
+const SCRIPT = join(FIXTURES, 'unmodified_client.py')
 const hasHttpx = spawnSync(PYTHON, ['-c', 'import httpx'], { stdio: 'ignore' }).status === 0
 
 interface Answer { status: number, authorization?: string | null, tenant?: string | null, body?: string | null, events?: string[] }

@@ -1,11 +1,12 @@
-import { fileURLToPath } from 'node:url'
+import { join } from 'node:path'
 import t from 'tap'
 import { FakeAuth0 } from '../fixtures/fake-auth0.js'
 import { fleet, healthOf, tokenOf } from '../fixtures/fleet.js'
 import { RedisServer } from '../fixtures/redis-server.js'
 import { registerSecret } from '../fixtures/suite-log.js'
+import { FIXTURES } from '../fixtures/suite-paths.js'
 
-const CA = fileURLToPath(new URL('../fixtures/tls/ca.pem', import.meta.url))
+const CA = join(FIXTURES, 'tls/ca.pem')
 
 // In npm test's tier, though it spawns sidecars: the one path from the CLI through
 // a real Redis client (serve.ts opens the store, TLS, the default clocks) that the

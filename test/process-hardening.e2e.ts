@@ -1,13 +1,14 @@
-import { fileURLToPath } from 'node:url'
+import { join } from 'node:path'
 import t, { type Test } from 'tap'
 import { request } from 'undici'
 import { FakeAuth0 } from './fixtures/fake-auth0.js'
 import { spawnSidecar, stopOnTeardown } from './fixtures/spawn-sidecar.js'
 import { registerSecret } from './fixtures/suite-log.js'
+import { FIXTURES } from './fixtures/suite-paths.js'
 
 const SECRET = 'process-hardening-secret-0123456789abcdef'
 registerSecret(SECRET)
-const STEP_CLOCK = fileURLToPath(new URL('./fixtures/step-clock.mjs', import.meta.url))
+const STEP_CLOCK = join(FIXTURES, 'step-clock.mjs')
 
 async function getToken (port: number) {
   const res = await request(`http://127.0.0.1:${port}/token`, { headers: { authorization: `Bearer ${SECRET}` } })

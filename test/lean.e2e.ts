@@ -1,13 +1,12 @@
-import { execFileSync, spawn } from 'node:child_process'
 import { cpSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { fileURLToPath } from 'node:url'
-import t, { type Test } from 'tap'
-import { CLI, spawnSidecar, stopOnTeardown } from './fixtures/spawn-sidecar.js'
-import { recordOutput, registerSecret } from './fixtures/suite-log.js'
+import t from 'tap'
+import { spawnSidecar, stopOnTeardown } from './fixtures/spawn-sidecar.js'
+import { registerSecret } from './fixtures/suite-log.js'
+import { FIXTURES, ROOT } from './fixtures/suite-paths.js'
+import { inTerminal } from './fixtures/terminal.js'
 
-const ROOT = fileURLToPath(new URL('..', import.meta.url))
 const SECRET = 'lean-test-sidecar-secret-0123456789abcdef'
 const STATIC = { TOOLBRIDGE_JWT_TOKEN: 'lean-static-token', TOOLBRIDGE_SIDECAR_SECRET: SECRET, TOOLBRIDGE_SIDECAR_PORT: '0' }
 registerSecret(SECRET)
@@ -49,12 +48,12 @@ t.test('the bundle loads what only some configurations need on demand, never up 
 })
 
 t.test('the committed env validator is what the build compiles from src/config/schema.ts', async (t) => {
-  const build = '../scripts/build.mjs'
+  const build = join(ROOT, 'scripts/build.mjs')
   const { validatorSource } = await import(build) as { validatorSource: () => Promise<string> }
   t.equal(readFileSync(join(ROOT, 'src/config/env-validator.ts'), 'utf8'), await validatorSource(), 'run npm run build and commit src/config/env-validator.ts')
 })
 
-const RECORD_FLAGS = ['--import', fileURLToPath(new URL('./fixtures/record-v8-flags.mjs', import.meta.url))]
+const RECORD_FLAGS = ['--import', join(FIXTURES, 'record-v8-flags.mjs')]
 
 t.test('the server keeps undici\'s WebAssembly parser on V8\'s baseline tier; the probe and --version set no flag', async (t) => {
   const sidecar = spawnSidecar(STATIC, [], { nodeArgs: RECORD_FLAGS })
@@ -66,36 +65,6 @@ t.test('the server keeps undici\'s WebAssembly parser on V8\'s baseline tier; th
     await run.exited
     t.notMatch(run.stderr(), /v8-flag/, args[0])
   }
-})
-
-/** Runs the CLI with stdout on a terminal (util-linux `script`) until `until` matches its output, then SIGTERM. */
-async function inTerminal (t: Test, cli: string, args: string[], env: Record<string, string>, until: RegExp): Promise<string> {
-  const command = ['exec', process.execPath, cli, ...args].map((a) => `'${a}'`).join(' ')
-  const child = spawn('script', ['-qfec', command, '/dev/null'], {
-    env: { PATH: process.env.PATH ?? '', ...(process.env.NODE_V8_COVERAGE === undefined ? {} : { NODE_V8_COVERAGE: process.env.NODE_V8_COVERAGE }), ...env },
-    stdio: ['ignore', 'pipe', 'pipe']
-  })
-  let out = ''
-  child.stdout.setEncoding('utf8').on('data', (chunk: string) => { out += chunk })
-  const closed = new Promise((resolve) => child.once('close', resolve))
-  for (let i = 0; i < 1000 && !until.test(out); i++) await new Promise((resolve) => setTimeout(resolve, 20))
-  // script's child is the CLI itself (exec): end it gracefully, so it writes its coverage.
-  const pid = Number(execFileSync('pgrep', ['-P', String(child.pid)], { encoding: 'utf8' }).trim())
-  process.kill(pid, 'SIGTERM')
-  await closed
-  // Dev mode prints its generated secret in the curl line: keep it out of the suite log.
-  recordOutput(out.split('\n').filter((l) => !l.startsWith('curl ')).join('\n'))
-  t.ok(until.test(out), `saw ${String(until)}`)
-  return out
-}
-
-t.test('dev mode in a terminal prints through pino-pretty; production in a terminal stays JSON', async (t) => {
-  const dev = await inTerminal(t, CLI, ['--dev'], { TOOLBRIDGE_SIDECAR_PORT: '0' }, /Auth0 token refreshed/)
-  t.match(dev, /\] \S*WARN\S* \(token-sidecar\): \S*DEV MODE/, 'a pretty line: time, level, name, message')
-  t.notMatch(dev, /^\{"level"/m, 'no JSON line')
-
-  const prod = await inTerminal(t, CLI, [], STATIC, /Server listening/)
-  t.match(prod, /^\{"level":"info",.*"msg":"Server listening at http:\/\/127\.0\.0\.1:\d+"\}\r?$/m, 'JSON lines')
 })
 
 t.test('dev mode in a terminal without pino-pretty installed (a production image) prints JSON', async (t) => {
@@ -112,12 +81,4 @@ t.test('dev mode in a terminal without pino-pretty installed (a production image
   }
   const out = await inTerminal(t, join(dir, 'dist/cli.js'), ['--dev'], { TOOLBRIDGE_SIDECAR_PORT: '0' }, /"msg":"Auth0 token refreshed"/)
   t.match(out, /^\{"level":"warn",.*"event":"dev_mode"/m)
-})
-
-t.test('prettyDestination: undefined (JSON lines) where pino-pretty cannot load', async (t) => {
-  const missing = Object.assign(new Error('Cannot find package \'pino-pretty\''), { code: 'ERR_MODULE_NOT_FOUND' })
-  const { prettyDestination } = await t.mockImport<typeof import('../src/logger.js')>('../src/logger.js', {
-    'pino-pretty': { get default () { throw missing } }
-  })
-  t.equal(await prettyDestination(), undefined)
 })

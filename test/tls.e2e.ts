@@ -1,15 +1,16 @@
 import { readFileSync } from 'node:fs'
-import { fileURLToPath } from 'node:url'
+import { join } from 'node:path'
 import t from 'tap'
 import { FakeAuth0 } from './fixtures/fake-auth0.js'
 import { spawnSidecar, stopOnTeardown } from './fixtures/spawn-sidecar.js'
 import { registerSecret } from './fixtures/suite-log.js'
+import { FIXTURES } from './fixtures/suite-paths.js'
 
 // A token endpoint behind a private CA, on loopback: the sidecar trusts it only
 // through NODE_EXTRA_CA_CERTS, which Node reads at start-up and undici honours.
 const SECRET = 'tls-sidecar-secret-0123456789abcdefghijk'
 registerSecret(SECRET)
-const fixture = (name: string): string => fileURLToPath(new URL(`./fixtures/tls/${name}`, import.meta.url))
+const fixture = (name: string): string => join(FIXTURES, `tls/${name}`)
 const tls = { key: readFileSync(fixture('server.key'), 'utf8'), cert: readFileSync(fixture('server.pem'), 'utf8') }
 
 t.test('NODE_EXTRA_CA_CERTS: a token endpoint with a private CA\'s certificate is trusted', async (t) => {
