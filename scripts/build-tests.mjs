@@ -69,7 +69,10 @@ async function tapPlugins () {
 async function main () {
   const typecheck = !process.argv.includes('--no-typecheck')
   const steps = [run([`${root}scripts/build.mjs`]), tapPlugins()]
-  if (typecheck) steps.push(run([`${root}node_modules/typescript/bin/tsc`, '-p', `${root}tsconfig.json`, '--noEmit']))
+  if (typecheck) {
+    // Incremental, as `npm run typecheck`: a second run with nothing changed takes a third of the time.
+    steps.push(run([`${root}node_modules/typescript/bin/tsc`, '-p', `${root}tsconfig.json`, '--noEmit', '--incremental', '--tsBuildInfoFile', `${root}node_modules/.cache/tsc/typecheck.tsbuildinfo`]))
+  }
   const failed = (await Promise.allSettled(steps)).find((step) => step.status === 'rejected')
   if (failed !== undefined) throw failed.reason
   await compileTests()
