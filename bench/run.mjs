@@ -108,9 +108,9 @@ function startProcess (argv, env, ready) {
   })
 }
 
-async function startSidecar (standIn, extraEnv = {}) {
+async function startSidecar (standIn, extraEnv = {}, cli = CLI) {
   const proxyPort = extraEnv.TOOLBRIDGE_PROXY_PORT
-  const { child, value: port } = await startProcess([CLI], {
+  const { child, value: port } = await startProcess([cli], {
     TOOLBRIDGE_AUTH0_CLIENT_ID: CLIENT.clientId,
     TOOLBRIDGE_AUTH0_CLIENT_SECRET: CLIENT.clientSecret,
     TOOLBRIDGE_AUTH0_TOKEN_URL: standIn.tokenUrl,
@@ -166,40 +166,55 @@ async function measured (pid, url, headers) {
  * Paired rounds: in each, the sidecar and the two baselines (bare Fastify, and
  * bare Fastify with prom-client's default metrics) take the same load one after
  * the other (the order reverses every round), and the round yields one ratio
- * per baseline, baseline CPU per request ÷ sidecar CPU per request.
+ * per baseline, baseline CPU per request ÷ sidecar CPU per request. All three
+ * get the same requests, the sidecar's Authorization header included (the
+ * baselines ignore it; parsing it costs every server the same). Each round
+ * starts fresh processes and warms them: two processes of one build differ
+ * in CPU per request by up to 10 % (code placement, heap layout), a spread
+ * that one process per target for the whole run would carry into every round.
+ * With --before, an older build takes the same load in the same rounds.
  */
 async function cpuRounds () {
   const standIn = await startStandIn({ ...CLIENT, expiresIn: 86400 })
-  const sidecar = await startSidecar(standIn)
-  await waitForToken(sidecar.url)
-  const sample = await request(`${sidecar.url}/token`, { headers: auth })
-  const bytes = Buffer.byteLength(await sample.body.text())
   const isBaseline = (line) => line.startsWith('{"baseline":true') ? JSON.parse(line) : undefined
-  const { child: bareChild, value: bare } = await startProcess([BASELINE, String(bytes)], {}, isBaseline)
-  const { child: metricsChild, value: withMetrics } = await startProcess([BASELINE, String(bytes), '--metrics'], {}, isBaseline)
-  const targets = {
-    sidecar: { pid: sidecar.child.pid, url: `${sidecar.url}/token`, headers: auth },
-    baseline: { pid: bareChild.pid, url: `http://127.0.0.1:${bare.port}/token`, headers: {} },
-    metrics: { pid: metricsChild.pid, url: `http://127.0.0.1:${withMetrics.port}/token`, headers: {} }
-  }
-
-  // Warm them (JIT, connection pools) before measuring.
-  for (const target of Object.values(targets)) await load(target.url, target.headers, { duration: WARMUP })
-
+  let bytes
+  let peak = 0
   const rounds = []
   for (let i = 0; i < ROUNDS; i++) {
-    const order = i % 2 === 0 ? ['sidecar', 'baseline', 'metrics'] : ['metrics', 'baseline', 'sidecar']
+    const sidecar = await startSidecar(standIn)
+    await waitForToken(sidecar.url)
+    const before = args.before === undefined ? undefined : await startSidecar(standIn, {}, args.before)
+    if (before !== undefined) await waitForToken(before.url)
+    if (bytes === undefined) {
+      const sample = await request(`${sidecar.url}/token`, { headers: auth })
+      bytes = Buffer.byteLength(await sample.body.text())
+    }
+    const { child: bareChild, value: bare } = await startProcess([BASELINE, String(bytes)], {}, isBaseline)
+    const { child: metricsChild, value: withMetrics } = await startProcess([BASELINE, String(bytes), '--metrics'], {}, isBaseline)
+    const targets = {
+      sidecar: { pid: sidecar.child.pid, url: `${sidecar.url}/token` },
+      baseline: { pid: bareChild.pid, url: `http://127.0.0.1:${bare.port}/token` },
+      metrics: { pid: metricsChild.pid, url: `http://127.0.0.1:${withMetrics.port}/token` },
+      ...(before === undefined ? {} : { before: { pid: before.child.pid, url: `${before.url}/token` } })
+    }
+    // Warm them (JIT, connection pools) before measuring.
+    for (const target of Object.values(targets)) await load(target.url, auth, { duration: WARMUP })
+
+    const names = before === undefined ? ['sidecar', 'baseline', 'metrics'] : ['sidecar', 'baseline', 'before', 'metrics']
+    const order = i % 2 === 0 ? names : names.toReversed()
     const round = {}
-    for (const name of order) round[name] = await measured(targets[name].pid, targets[name].url, targets[name].headers)
+    for (const name of order) round[name] = await measured(targets[name].pid, targets[name].url, auth)
     round.ratio = round.baseline.cpuUs / round.sidecar.cpuUs
     round.metricsRatio = round.metrics.cpuUs / round.sidecar.cpuUs
+    if (before !== undefined) round.beforeRatio = round.before.cpuUs / round.sidecar.cpuUs
     rounds.push(round)
-    process.stderr.write(`round ${i + 1}/${ROUNDS}: sidecar ${round.sidecar.cpuUs.toFixed(1)} µs, bare Fastify ${round.baseline.cpuUs.toFixed(1)} µs, with default metrics ${round.metrics.cpuUs.toFixed(1)} µs per request; ratios ${round.ratio.toFixed(3)}, ${round.metricsRatio.toFixed(3)}\n`)
+    process.stderr.write(`round ${i + 1}/${ROUNDS}: sidecar ${round.sidecar.cpuUs.toFixed(1)} µs, bare Fastify ${round.baseline.cpuUs.toFixed(1)} µs, with default metrics ${round.metrics.cpuUs.toFixed(1)} µs${before === undefined ? '' : `, before ${round.before.cpuUs.toFixed(1)} µs`} per request; ratios ${round.ratio.toFixed(3)}, ${round.metricsRatio.toFixed(3)}${before === undefined ? '' : `, ${round.beforeRatio.toFixed(3)}`}\n`)
+    peak = Math.max(peak, memory(sidecar.child.pid).peak)
+    await stop(sidecar.child)
+    await stop(bareChild)
+    await stop(metricsChild)
+    if (before !== undefined) await stop(before.child)
   }
-  const peak = memory(sidecar.child.pid).peak
-  await stop(sidecar.child)
-  await stop(bareChild)
-  await stop(metricsChild)
   await standIn.close()
   const agg = (name) => ({
     cpuUs: median(rounds.map((r) => r[name].cpuUs)),
@@ -217,6 +232,7 @@ async function cpuRounds () {
     metrics: agg('metrics'),
     bare: spread(rounds.map((r) => r.ratio)),
     withMetrics: spread(rounds.map((r) => r.metricsRatio)),
+    ...(args.before === undefined ? {} : { before: agg('before'), beforeRatio: spread(rounds.map((r) => r.beforeRatio)) }),
     peakKb: peak,
     upstream: standIn.count()
   }
@@ -333,14 +349,17 @@ const cpuTable = (tp) => `## GET /token: server CPU per request at ${RATE} req/s
 
 | target | CPU µs/request (median) | req/s answered | p50 ms | p99 ms | errors | non-2xx | notes |
 |---|---|---|---|---|---|---|---|
-${row('sidecar (`GET /token`, info logging)', tp.sidecar, `peak RSS ${mb(tp.peakKb)} MB; ${tp.upstream} upstream token request(s)`)}
-${row('bare Fastify route, same body and headers', tp.baseline, `${tp.bytes}-byte JSON body, \`cache-control: no-store\`, no auth, no logger (Fastify's defaults)`)}
-${row('bare Fastify route with prom-client default metrics', tp.metrics, 'the same, plus `collectDefaultMetrics()` as the sidecar runs it')}
+${row('sidecar (`GET /token`, info logging)', tp.sidecar, `peak RSS ${mb(tp.peakKb)} MB; ${tp.upstream} upstream token request(s), one per sidecar process`)}
+${row('bare Fastify route, same body and headers', tp.baseline, `${tp.bytes}-byte JSON body, \`cache-control: no-store\`, the same requests (Authorization ignored), no logger (Fastify's defaults)`)}
+${row('bare Fastify route with prom-client default metrics', tp.metrics, 'the same, plus `collectDefaultMetrics()` as the sidecar runs it')}${tp.before === undefined ? '' : `
+${row(`the sidecar before (\`${args.before}\`)`, tp.before, 'an older build, in the same rounds')}`}
 
 CPU ratio bare Fastify ÷ sidecar: **${tp.bare.ratio.toFixed(3)}** (median of paired rounds; ${spreadText(tp.bare)})
 
 CPU ratio bare Fastify with default metrics ÷ sidecar: **${tp.withMetrics.ratio.toFixed(3)}** (median of paired rounds; ${spreadText(tp.withMetrics)})
-`
+${tp.beforeRatio === undefined ? '' : `
+CPU ratio before ÷ sidecar: **${tp.beforeRatio.ratio.toFixed(3)}** (median of paired rounds; ${spreadText(tp.beforeRatio)})
+`}`
 
 if (args['cpu-only']) {
   process.stdout.write(cpuTable(await cpuRounds()))
@@ -415,8 +434,8 @@ Written by \`npm run bench -- --write docs/benchmarks.md\` on ${new Date().toISO
 
 - **Headline: server CPU time per request**, not throughput. Throughput at saturation on a 2-core machine, where the load generator shares the cores, measures the load generator as much as the server. Here autocannon offers a **fixed rate** (\`--rate\`, well below saturation) over keep-alive connections; the server's user + system CPU time is read from \`/proc/<pid>/stat\` before and after each run and divided by the requests answered.
 - **Pinned cores.** With two cores or more, the benchmark process (load generator and Auth0 stand-in) runs on core 0 and each server on core 1 (\`taskset\`).
-- **Paired rounds.** In each round the sidecar and the two baselines take the same load one after the other (the order reverses between rounds); each round yields one ratio per baseline, baseline CPU per request ÷ sidecar CPU per request (1.0 means the sidecar costs what the baseline costs; higher is better). The headline is the median ratio with its interquartile range. Throughput and latency at the fixed rate are secondary columns.
-- **Baselines** (\`bench/baseline.mjs\`): a bare Fastify app (Fastify's defaults, so no logger; the sidecar's Fastify has none either unless access logs are on) answering a JSON body of the same size with the same response headers (\`content-type\`, \`cache-control: no-store\`) and the same Node.js flags, with no authentication; and the same app running prom-client's \`collectDefaultMetrics()\` as the sidecar does (its event-loop-delay histogram and the rest cost every process something). The target ratio is against the bare app; the second ratio tells how much of the gap is the default metrics. Start-up and memory are compared with the bare app.
+- **Paired rounds.** Each round starts a fresh sidecar and two fresh baselines and warms them (two processes of one build differ in CPU per request by up to 10 %: code placement, heap layout; fresh processes every round keep that spread from weighting every round the same way); they then take the same load one after the other (the order reverses between rounds); each round yields one ratio per baseline, baseline CPU per request ÷ sidecar CPU per request (1.0 means the sidecar costs what the baseline costs; higher is better). The headline is the median ratio with its interquartile range. Throughput and latency at the fixed rate are secondary columns.
+- **Baselines** (\`bench/baseline.mjs\`): a bare Fastify app (Fastify's defaults, so no logger; the sidecar's Fastify has none either unless access logs are on) answering a JSON body of the same size with the same response headers (\`content-type\`, \`cache-control: no-store\`) and the same Node.js flags, taking the same requests (the sidecar's \`Authorization\` header included, which they ignore: parsing it costs every server the same) without checking them; and the same app running prom-client's \`collectDefaultMetrics()\` as the sidecar does (its event-loop-delay histogram and the rest cost every process something). The target ratio is against the bare app; the second ratio tells how much of the gap is the default metrics. Start-up and memory are compared with the bare app.
 - **Start-up** is measured from spawning \`node dist/cli.js\` to the first 200 from \`/healthz\` (the first token fetched from the loopback stand-in), polling every millisecond; the bare Fastify app (the same \`bench/baseline.mjs\`, which also answers \`/healthz\`) from spawn to its first 200, and \`node -e ''\` from spawn to exit, in the same rounds, the order rotating. Medians and ratios of medians.
 - **Memory**: each process is started, polled until healthy, left idle 1 s (idle RSS from \`/proc/<pid>/status\`), then takes the same number of \`GET /token\` from autocannon (10 connections, as fast as it answers); the high-water mark (\`VmHWM\`) covers its whole life, start-up included.
 - **The health probe** runs against a healthy sidecar with \`node -r bench/rusage.cjs\`, which reports the process's own CPU time and peak RSS (\`getrusage\`) at exit; \`node -e ''\` is measured the same way in alternating order.
