@@ -181,39 +181,47 @@ async function cpuRounds () {
   let peak = 0
   const rounds = []
   for (let i = 0; i < ROUNDS; i++) {
-    const sidecar = await startSidecar(standIn)
-    await waitForToken(sidecar.url)
-    const before = args.before === undefined ? undefined : await startSidecar(standIn, {}, args.before)
-    if (before !== undefined) await waitForToken(before.url)
-    if (bytes === undefined) {
-      const sample = await request(`${sidecar.url}/token`, { headers: auth })
-      bytes = Buffer.byteLength(await sample.body.text())
-    }
-    const { child: bareChild, value: bare } = await startProcess([BASELINE, String(bytes)], {}, isBaseline)
-    const { child: metricsChild, value: withMetrics } = await startProcess([BASELINE, String(bytes), '--metrics'], {}, isBaseline)
-    const targets = {
-      sidecar: { pid: sidecar.child.pid, url: `${sidecar.url}/token` },
-      baseline: { pid: bareChild.pid, url: `http://127.0.0.1:${bare.port}/token` },
-      metrics: { pid: metricsChild.pid, url: `http://127.0.0.1:${withMetrics.port}/token` },
-      ...(before === undefined ? {} : { before: { pid: before.child.pid, url: `${before.url}/token` } })
-    }
-    // Warm them (JIT, connection pools) before measuring.
-    for (const target of Object.values(targets)) await load(target.url, auth, { duration: WARMUP })
+    // Whatever fails mid-round (a build that does not start), no process outlives the benchmark.
+    const children = []
+    try {
+      const sidecar = await startSidecar(standIn)
+      children.push(sidecar.child)
+      await waitForToken(sidecar.url)
+      const before = args.before === undefined ? undefined : await startSidecar(standIn, {}, args.before)
+      if (before !== undefined) {
+        children.push(before.child)
+        await waitForToken(before.url)
+      }
+      if (bytes === undefined) {
+        const sample = await request(`${sidecar.url}/token`, { headers: auth })
+        bytes = Buffer.byteLength(await sample.body.text())
+      }
+      const { child: bareChild, value: bare } = await startProcess([BASELINE, String(bytes)], {}, isBaseline)
+      children.push(bareChild)
+      const { child: metricsChild, value: withMetrics } = await startProcess([BASELINE, String(bytes), '--metrics'], {}, isBaseline)
+      children.push(metricsChild)
+      const targets = {
+        sidecar: { pid: sidecar.child.pid, url: `${sidecar.url}/token` },
+        baseline: { pid: bareChild.pid, url: `http://127.0.0.1:${bare.port}/token` },
+        metrics: { pid: metricsChild.pid, url: `http://127.0.0.1:${withMetrics.port}/token` },
+        ...(before === undefined ? {} : { before: { pid: before.child.pid, url: `${before.url}/token` } })
+      }
+      // Warm them (JIT, connection pools) before measuring.
+      for (const target of Object.values(targets)) await load(target.url, auth, { duration: WARMUP })
 
-    const names = before === undefined ? ['sidecar', 'baseline', 'metrics'] : ['sidecar', 'baseline', 'before', 'metrics']
-    const order = i % 2 === 0 ? names : names.toReversed()
-    const round = {}
-    for (const name of order) round[name] = await measured(targets[name].pid, targets[name].url, auth)
-    round.ratio = round.baseline.cpuUs / round.sidecar.cpuUs
-    round.metricsRatio = round.metrics.cpuUs / round.sidecar.cpuUs
-    if (before !== undefined) round.beforeRatio = round.before.cpuUs / round.sidecar.cpuUs
-    rounds.push(round)
-    process.stderr.write(`round ${i + 1}/${ROUNDS}: sidecar ${round.sidecar.cpuUs.toFixed(1)} µs, bare Fastify ${round.baseline.cpuUs.toFixed(1)} µs, with default metrics ${round.metrics.cpuUs.toFixed(1)} µs${before === undefined ? '' : `, before ${round.before.cpuUs.toFixed(1)} µs`} per request; ratios ${round.ratio.toFixed(3)}, ${round.metricsRatio.toFixed(3)}${before === undefined ? '' : `, ${round.beforeRatio.toFixed(3)}`}\n`)
-    peak = Math.max(peak, memory(sidecar.child.pid).peak)
-    await stop(sidecar.child)
-    await stop(bareChild)
-    await stop(metricsChild)
-    if (before !== undefined) await stop(before.child)
+      const names = before === undefined ? ['sidecar', 'baseline', 'metrics'] : ['sidecar', 'baseline', 'before', 'metrics']
+      const order = i % 2 === 0 ? names : names.toReversed()
+      const round = {}
+      for (const name of order) round[name] = await measured(targets[name].pid, targets[name].url, auth)
+      round.ratio = round.baseline.cpuUs / round.sidecar.cpuUs
+      round.metricsRatio = round.metrics.cpuUs / round.sidecar.cpuUs
+      if (before !== undefined) round.beforeRatio = round.before.cpuUs / round.sidecar.cpuUs
+      rounds.push(round)
+      process.stderr.write(`round ${i + 1}/${ROUNDS}: sidecar ${round.sidecar.cpuUs.toFixed(1)} µs, bare Fastify ${round.baseline.cpuUs.toFixed(1)} µs, with default metrics ${round.metrics.cpuUs.toFixed(1)} µs${before === undefined ? '' : `, before ${round.before.cpuUs.toFixed(1)} µs`} per request; ratios ${round.ratio.toFixed(3)}, ${round.metricsRatio.toFixed(3)}${before === undefined ? '' : `, ${round.beforeRatio.toFixed(3)}`}\n`)
+      peak = Math.max(peak, memory(sidecar.child.pid).peak)
+    } finally {
+      for (const child of children) if (child.exitCode === null && child.signalCode === null) await stop(child)
+    }
   }
   await standIn.close()
   const agg = (name) => ({

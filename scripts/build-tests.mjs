@@ -3,7 +3,7 @@
 // sim/ compiled to JavaScript in dist-test/ with linked source maps, as borp
 // runs TypeScript tests: tap then starts each test file as plain JavaScript
 // instead of loading a TypeScript compiler into every test process (about
-// 1.7 s of CPU each), and coverage still maps back to src/*.ts.
+// 1.4 s of CPU each), and coverage still maps back to src/*.ts.
 //
 //   node scripts/build-tests.mjs [--no-typecheck]
 //
@@ -14,7 +14,7 @@ import { fileURLToPath } from 'node:url'
 import { build } from 'esbuild'
 
 const root = fileURLToPath(new URL('..', import.meta.url))
-export const OUT = `${root}dist-test`
+const OUT = `${root}dist-test`
 
 function run (args) {
   return new Promise((resolve, reject) => {
@@ -35,7 +35,7 @@ function sources (...dirs) {
 }
 
 /** src/, sim/ and test/ as ES modules, file for file, the tree kept (tests import ../src/x.js). */
-export async function compileTests () {
+async function compileTests () {
   rmSync(OUT, { recursive: true, force: true })
   await build({
     entryPoints: sources('src', 'sim', 'test'),

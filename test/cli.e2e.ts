@@ -1,11 +1,11 @@
 // The rest of the real CLI's contract (test/cli.test.ts has the paths only
-// a process has): every configuration error, dual stack, static mode, SIGINT,
-// shutdown against a hanging upstream, dev mode with an operator's secret.
+// a process has): every configuration error, SIGINT, shutdown against a
+// hanging upstream, dev mode with an operator's secret.
 import { generateKeyPairSync } from 'node:crypto'
 import { execFile } from 'node:child_process'
 import { promisify } from 'node:util'
 import t from 'tap'
-import { auth0For, expectConfigError, get, productionEnv, SECRET, secretFile, shutdownUnderLoad, startDev } from './fixtures/cli-env.js'
+import { auth0For, expectConfigError, productionEnv, SECRET, secretFile, shutdownUnderLoad, startDev } from './fixtures/cli-env.js'
 import { spawnSidecar, stopOnTeardown } from './fixtures/spawn-sidecar.js'
 import { registerSecret } from './fixtures/suite-log.js'
 
@@ -30,33 +30,6 @@ t.test('configuration errors: exit 1 with one line naming the variable, never th
   ]
   registerSecret('client-secret-never-echoed', 'too-short-secret-never-echoed')
   for (const [env, message] of cases) await expectConfigError(t, env, message)
-})
-
-t.test('TOOLBRIDGE_SIDECAR_HOST=:: serves IPv6 and IPv4 loopback alike (dual stack, as on Fly)', async (t) => {
-  const auth0 = await auth0For(t)
-  const sidecar = spawnSidecar(productionEnv(auth0, { TOOLBRIDGE_SIDECAR_HOST: '::' }))
-  stopOnTeardown(t, sidecar)
-  const port = await sidecar.listening
-  await sidecar.waitFor((l) => l.msg === 'Auth0 token refreshed')
-  for (const host of ['[::1]', '127.0.0.1']) {
-    const res = await get(`http://${host}:${port}/token`, { authorization: `Bearer ${SECRET}` })
-    t.equal(res.status, 200, host)
-  }
-})
-
-t.test('static mode and the warnings around it', async (t) => {
-  const auth0 = await auth0For(t)
-  registerSecret('legacy-static-token-value')
-  const both = spawnSidecar(productionEnv(auth0, { TOOLBRIDGE_JWT_TOKEN: 'legacy-static-token-value' }))
-  stopOnTeardown(t, both)
-  t.match(await both.waitFor((l) => l.event === 'static_token_ignored'), { level: 'warn', msg: /TOOLBRIDGE_JWT_TOKEN is ignored/ })
-
-  const legacy = spawnSidecar({ TOOLBRIDGE_JWT_TOKEN: 'legacy-static-token-value', TOOLBRIDGE_SIDECAR_SECRET: SECRET, TOOLBRIDGE_SIDECAR_PORT: '0' })
-  stopOnTeardown(t, legacy)
-  const port = await legacy.listening
-  t.match(await legacy.waitFor((l) => l.event === 'static_token_deprecated'), { level: 'warn', msg: /deprecated/ })
-  const res = await get(`http://127.0.0.1:${port}/token`, { authorization: `Bearer ${SECRET}` })
-  t.same(res.json(), { access_token: 'legacy-static-token-value', token_type: 'Bearer', expires_in: null, expires_at: null })
 })
 
 t.test('SIGINT under load: in-flight requests finish, exit 0 within 5 s', async (t) => {

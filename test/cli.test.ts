@@ -1,8 +1,8 @@
 // The real CLI, spawned: the paths through cli.ts and serve.ts that only a
-// process has (exit codes, signals, the listening socket, dev mode). The rest
-// of the CLI's contract (every configuration error, IPv6, static mode, SIGINT,
-// a hanging upstream at shutdown, dev mode with an operator's secret) is in
-// cli.e2e.ts.
+// process has (exit codes, signals, the listening socket, dual stack, static
+// mode's warnings, dev mode). The rest of the CLI's contract (every
+// configuration error, SIGINT, a hanging upstream at shutdown, dev mode with an
+// operator's secret) is in cli.e2e.ts.
 import { createPublicKey, verify } from 'node:crypto'
 import { execFile } from 'node:child_process'
 import { createServer } from 'node:net'
